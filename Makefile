@@ -1,0 +1,56 @@
+# The front door: `make repro` and `make test` work on a fresh machine with Python 3.11, git, make.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Stages run `python -m ...`: the venv must come first on PATH, as after `source .venv/bin/activate`.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export DVC_NO_ANALYTICS := 1
+export PYTHONHASHSEED := 0
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: help setup repro test test-fast lint format typecheck lock clean
+
+help:  ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required: set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
+	@touch $@
+
+setup: $(STAMP)  ## Create .venv from requirements.lock (only when missing or outdated).
+
+repro: setup  ## Run the DVC pipeline (fetch -> preprocess -> train -> evaluate).
+	$(BIN)/dvc repro
+	@$(BIN)/dvc metrics show
+
+lint: setup  ## ruff check + format check.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup  ## Apply ruff fixes and formatting.
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: setup  ## mypy (strict) on src/.
+	$(BIN)/mypy
+
+test: lint typecheck  ## Lint, types, and the whole test suite with coverage of src/.
+	$(BIN)/python -m pytest --cov --cov-report=term --cov-report=xml:reports/coverage.xml
+
+test-fast: setup  ## Tests not marked slow.
+	$(BIN)/python -m pytest -m "not slow"
+
+lock: setup  ## Rewrite requirements.lock from the current .venv.
+	{ head -n 2 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v -E "^pip=="; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:  ## Remove caches (not data, models or .venv).
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* reports/coverage.xml

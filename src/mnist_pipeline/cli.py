@@ -1,0 +1,49 @@
+"""How a stage runs from the command line: logging set up, one-line errors, exit codes.
+
+Each stage module ends with ``run_stage(main)``; ``mnist-pipeline STAGE`` runs any of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from collections.abc import Callable
+
+from mnist_pipeline.errors import PipelineError
+
+STAGES = ("fetch", "preprocess", "train", "evaluate")
+
+log = logging.getLogger("mnist_pipeline")
+
+
+def run_stage(main: Callable[[], None], name: str) -> None:
+    """Run a stage's ``main`` and turn failures the user can act on into one line and exit 1.
+
+    Args:
+        main: The stage's entry point.
+        name: Stage name, prefixed to the error line.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        main()
+    except PipelineError as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted; nothing was written", file=sys.stderr)
+        sys.exit(130)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run one stage by name: ``mnist-pipeline {fetch,preprocess,train,evaluate}``.
+
+    Args:
+        argv: Command-line arguments (defaults to ``sys.argv[1:]``).
+    """
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] not in STAGES:
+        print(f"usage: mnist-pipeline {{{','.join(STAGES)}}}", file=sys.stderr)
+        sys.exit(2)
+    module = importlib.import_module(f"mnist_pipeline.{args[0]}")
+    run_stage(module.main, args[0])

@@ -1,0 +1,178 @@
+"""Stage ``evaluate``: score the *exported* SavedModel on the official test set.
+
+It loads what will be served, not the in-memory Keras model, so the numbers describe exactly the
+artefact that ships.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+
+mpl.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import numpy.typing as npt
+from sklearn.metrics import precision_recall_fscore_support
+
+from mnist_pipeline import saved_model
+from mnist_pipeline.atomic import atomic_path, write_text
+from mnist_pipeline.cli import run_stage
+from mnist_pipeline.dataset import NUM_CLASSES, PREPARED_DIR, Split, load_split
+from mnist_pipeline.params import PARAMS_FILE, load_params
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = Path("reports/metrics.json")
+CONFUSION_FILE = Path("reports/plots/confusion.json")
+MISTAKES_FILE = Path("reports/plots/mistakes.png")
+_DIGITS = 6  # rounding keeps metrics.json diffs readable and byte-stable
+
+
+def score(labels: npt.NDArray[np.uint8], probs: npt.NDArray[np.float32]) -> dict[str, Any]:
+    """Accuracy, log loss, macro F1 and per-class precision/recall.
+
+    The confusion matrix is written as a plot (``confusion_rows``), not here: DVC's metrics diff
+    compares scalars.
+
+    Args:
+        labels: True classes ``[N]``.
+        probs: Predicted probabilities ``[N,10]``.
+
+    Returns:
+        A JSON-ready dict of metrics.
+    """
+    predicted = probs.argmax(axis=1)
+    classes = list(range(NUM_CLASSES))
+    precision, recall, _, support = precision_recall_fscore_support(
+        labels, predicted, labels=classes, average=None, zero_division=0
+    )
+    _, _, f1_macro, _ = precision_recall_fscore_support(
+        labels, predicted, labels=classes, average="macro", zero_division=0
+    )
+    true_probs = probs[np.arange(len(labels)), labels].astype(np.float64)
+    loss = float(-np.log(np.clip(true_probs, 1e-7, 1.0)).mean()) if len(labels) else 0.0
+    return {
+        "accuracy": round(float((predicted == labels).mean()), _DIGITS),
+        "loss": round(loss, _DIGITS),
+        "f1_macro": round(float(f1_macro), _DIGITS),
+        "errors": int((predicted != labels).sum()),
+        "count": len(labels),
+        "per_class": {
+            str(c): {
+                "precision": round(float(precision[c]), _DIGITS),
+                "recall": round(float(recall[c]), _DIGITS),
+                "support": int(support[c]),
+            }
+            for c in classes
+        },
+    }
+
+
+def confusion_rows(
+    labels: npt.NDArray[np.uint8], predicted: npt.NDArray[np.int64]
+) -> list[dict[str, int]]:
+    """One ``{"actual", "predicted"}`` row per image: the input of DVC's confusion template.
+
+    Args:
+        labels: True classes.
+        predicted: Predicted classes.
+
+    Returns:
+        The rows, in test-set order.
+    """
+    return [{"actual": int(a), "predicted": int(p)} for a, p in zip(labels, predicted, strict=True)]
+
+
+def worst_mistakes(
+    labels: npt.NDArray[np.uint8], probs: npt.NDArray[np.float32], count: int
+) -> npt.NDArray[np.int64]:
+    """Indices of the misclassified images the model was most confident about.
+
+    Args:
+        labels: True classes.
+        probs: Predicted probabilities.
+        count: How many to return at most.
+
+    Returns:
+        Indices, most confident mistake first (ties broken by index, so the order is stable).
+    """
+    predicted = probs.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    confidence = probs[wrong, predicted[wrong]]
+    order = np.lexsort((wrong, -confidence))
+    return wrong[order][:count]
+
+
+def draw_mistakes(
+    test: Split, probs: npt.NDArray[np.float32], indices: npt.NDArray[np.int64], path: Path
+) -> None:
+    """Save a PNG grid of the given mistakes, each titled ``true -> predicted (confidence)``.
+
+    Args:
+        test: The test split.
+        probs: Predicted probabilities.
+        indices: Which images to draw.
+        path: Destination PNG (written atomically).
+    """
+    cols = max(1, min(6, len(indices)))
+    rows = max(1, -(-len(indices) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, indices, strict=False):
+        guess = int(probs[i].argmax())
+        ax.imshow(test.x[i], cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{test.y[i]} -> {guess} ({probs[i, guess]:.2f})", fontsize=8)
+    if len(indices) == 0:
+        axes.flat[0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
+    fig.suptitle("Most confident mistakes: true -> predicted (confidence)", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        fig.savefig(fh, format="png", dpi=80, metadata={"Software": None})
+    plt.close(fig)
+
+
+def main(
+    params_file: Path = PARAMS_FILE,
+    data_dir: Path = PREPARED_DIR,
+    model_dir: Path = saved_model.MODEL_DIR,
+    metrics_file: Path = METRICS_FILE,
+    confusion_file: Path = CONFUSION_FILE,
+    mistakes_file: Path = MISTAKES_FILE,
+) -> None:
+    """Score the exported model on the test split and write metrics and plots.
+
+    Args:
+        params_file: The params file.
+        data_dir: The prepared splits.
+        model_dir: The exported SavedModel.
+        metrics_file: Where the metrics JSON goes.
+        confusion_file: Where the confusion rows go.
+        mistakes_file: Where the mistakes PNG goes.
+    """
+    params = load_params(params_file)
+    test = load_split("test", data_dir)
+    predict = saved_model.load(model_dir, params.evaluate.batch_size)
+    probs = predict(test.x)
+    metrics = {"test": score(test.y, probs)}
+    write_text(metrics_file, json.dumps(metrics, indent=2) + "\n")
+    rows = confusion_rows(test.y, probs.argmax(axis=1))
+    write_text(confusion_file, json.dumps(rows, separators=(",", ":")) + "\n")
+    indices = worst_mistakes(test.y, probs, params.evaluate.mistakes)
+    draw_mistakes(test, probs, indices, mistakes_file)
+    log.info(
+        "test accuracy %.4f, loss %.4f, macro F1 %.4f on %d images",
+        metrics["test"]["accuracy"],
+        metrics["test"]["loss"],
+        metrics["test"]["f1_macro"],
+        len(test),
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main, "evaluate")

@@ -1,0 +1,129 @@
+"""Stage ``preprocess``: a seeded, stratified validation split, validated, plus a data report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from sklearn.model_selection import train_test_split
+
+from mnist_pipeline.atomic import atomic_path, write_text
+from mnist_pipeline.cli import run_stage
+from mnist_pipeline.dataset import (
+    OFFICIAL_TEST_SIZE,
+    OFFICIAL_TRAIN_SIZE,
+    PREPARED_DIR,
+    RAW_FILE,
+    RawMnist,
+    Split,
+    check_disjoint,
+    check_split,
+    class_counts,
+    load_raw,
+    save_split,
+)
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.params import PARAMS_FILE, PreprocessParams, load_params
+
+log = logging.getLogger(__name__)
+
+DATA_REPORT = Path("reports/data.json")
+
+
+def split_train_val(
+    train: Split, params: PreprocessParams, seed: int
+) -> tuple[Split, Split]:
+    """Keep the first ``limit`` training images, then split off a stratified validation set.
+
+    Args:
+        train: The official training set.
+        params: ``val_size`` (count or fraction) and ``limit``.
+        seed: Seed of the split.
+
+    Returns:
+        The training and validation splits; every class keeps its share in both.
+
+    Raises:
+        PipelineError: If the data are too few to split with every class on both sides.
+    """
+    if params.limit is not None:
+        train = Split(train.x[: params.limit], train.y[: params.limit])
+    try:
+        x_tr, x_val, y_tr, y_val = train_test_split(
+            train.x, train.y, test_size=params.val_size, stratify=train.y, random_state=seed
+        )
+    except ValueError as err:
+        raise PipelineError(
+            f"cannot split {len(train)} images into train/val with val_size={params.val_size}: "
+            f"{err}; raise preprocess.limit or lower preprocess.val_size"
+        ) from None
+    return Split(x_tr, y_tr), Split(x_val, y_val)
+
+
+def prepare(raw: RawMnist, params: PreprocessParams, seed: int) -> dict[str, Split]:
+    """Validate the raw set and build the three splits, validated and disjoint.
+
+    Args:
+        raw: The official train and test sets.
+        params: The ``preprocess`` section.
+        seed: The global seed.
+
+    Returns:
+        ``{"train": ..., "val": ..., "test": ...}``.
+    """
+    check_split("raw train", raw.train, expected_size=OFFICIAL_TRAIN_SIZE)
+    check_split("raw test", raw.test, expected_size=OFFICIAL_TEST_SIZE)
+    train, val = split_train_val(raw.train, params, seed)
+    splits = {"train": train, "val": val, "test": raw.test}
+    for name, split in splits.items():
+        check_split(name, split)
+    check_disjoint(splits)
+    return splits
+
+
+def data_report(splits: dict[str, Split]) -> dict[str, dict[str, object]]:
+    """Counts per split and per class.
+
+    Args:
+        splits: The prepared splits.
+
+    Returns:
+        ``{split: {"count": n, "per_class": {"0": n0, ...}}}``.
+    """
+    return {
+        name: {
+            "count": len(split),
+            "per_class": {str(c): n for c, n in enumerate(class_counts(split.y))},
+        }
+        for name, split in splits.items()
+    }
+
+
+def main(
+    params_file: Path = PARAMS_FILE,
+    raw_file: Path = RAW_FILE,
+    out_dir: Path = PREPARED_DIR,
+    report: Path = DATA_REPORT,
+) -> None:
+    """Split, validate and write ``data/prepared/`` and ``reports/data.json``.
+
+    Args:
+        params_file: The params file.
+        raw_file: The raw set from fetch.
+        out_dir: Where the prepared splits go.
+        report: Where the data report goes.
+    """
+    params = load_params(params_file)
+    splits = prepare(load_raw(raw_file), params.preprocess, params.seed)
+    # The directory is replaced as a whole, so a failure never leaves a mix of old and new splits.
+    with atomic_path(out_dir, directory=True) as tmp:
+        for name, split in splits.items():
+            save_split(split, tmp / f"{name}.npz")
+    summary = data_report(splits)
+    write_text(report, json.dumps(summary, indent=2) + "\n")
+    log.info("prepared %s", {name: info["count"] for name, info in summary.items()})
+
+
+if __name__ == "__main__":
+    run_stage(main, "preprocess")

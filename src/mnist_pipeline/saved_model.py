@@ -1,0 +1,66 @@
+"""Export and load the TensorFlow SavedModel: the one artefact that evaluation and serving use.
+
+The exported ``serve`` function takes ``uint8[N,28,28]`` images (0-255, white on black) and
+returns ``float32[N,10]`` probabilities. Callers use that function directly: Keras'
+``model.predict`` sets up a whole predict loop per call and is ~150x slower for one image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import numpy.typing as npt
+import tensorflow as tf
+
+from mnist_pipeline.atomic import atomic_path
+from mnist_pipeline.dataset import IMAGE_SHAPE
+from mnist_pipeline.errors import PipelineError
+
+MODEL_DIR = Path("models/mnist")
+INPUT_SPEC = tf.TensorSpec([None, *IMAGE_SHAPE], tf.uint8, name="images")
+
+Predictor = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32]]
+
+
+def export(model: keras.Model, path: Path = MODEL_DIR) -> None:
+    """Write ``model`` as a SavedModel with a ``serve`` endpoint taking uint8 images.
+
+    Args:
+        model: A model whose input is ``uint8[N,28,28]``.
+        path: Destination directory, replaced atomically.
+    """
+    with atomic_path(path, directory=True) as tmp:
+        model.export(str(tmp), format="tf_saved_model", input_signature=[INPUT_SPEC], verbose=False)
+
+
+def load(path: Path = MODEL_DIR, batch_size: int = 1000) -> Predictor:
+    """Load the exported SavedModel and return a batched predict function.
+
+    Args:
+        path: The SavedModel directory.
+        batch_size: Images per call of the serving function.
+
+    Returns:
+        A function ``uint8[N,28,28] -> float32[N,10]``.
+
+    Raises:
+        PipelineError: If the directory is missing or not a SavedModel with ``serve``.
+    """
+    if not (path / "saved_model.pb").is_file():
+        raise PipelineError(f"{path}: no SavedModel found; run the train stage (dvc repro)")
+    loaded = tf.saved_model.load(str(path))
+    if not hasattr(loaded, "serve"):
+        raise PipelineError(f"{path}: the SavedModel has no 'serve' function; re-export it")
+
+    def predict(images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        # Call through ``loaded`` so the closure keeps the restored variables alive.
+        parts = [
+            loaded.serve(tf.constant(images[i : i + batch_size], dtype=tf.uint8)).numpy()
+            for i in range(0, len(images), batch_size)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, 10), np.float32)
+
+    return predict
