@@ -29,7 +29,8 @@ setup: $(STAMP)  ## Create .venv from requirements.lock (only when missing or ou
 
 repro: setup  ## Run the DVC pipeline (fetch -> preprocess -> train -> evaluate).
 	$(BIN)/dvc repro
-	@$(BIN)/dvc metrics show
+	@$(BIN)/python -c 'import json; t = json.load(open("reports/metrics.json"))["test"]; print(f"test accuracy {t["accuracy"]:.4f}  loss {t["loss"]:.4f}  macro F1 {t["f1_macro"]:.4f}  errors {t["errors"]}/{t["count"]}")'
+
 
 lint: setup  ## ruff check + format check.
 	$(BIN)/ruff check .

@@ -3,8 +3,8 @@
 Formats (plain NumPy ``.npz``, read with ``allow_pickle=False``, so loading runs no code):
 
 * ``data/raw/mnist.npz``: ``x_train`` ``uint8[60000,28,28]``, ``y_train`` ``uint8[60000]``,
-  ``x_test`` ``uint8[10000,28,28]``, ``y_test`` ``uint8[10000]``. Pixels 0-255, white digit on black,
-  exactly the bytes of the canonical IDX files.
+  ``x_test`` ``uint8[10000,28,28]``, ``y_test`` ``uint8[10000]``. Pixels 0-255, white digit on
+  black, exactly the bytes of the canonical IDX files.
 * ``data/prepared/{train,val,test}.npz``: ``x`` ``uint8[N,28,28]`` and ``y`` ``uint8[N]``.
 """
 
@@ -64,7 +64,9 @@ def check_split(name: str, split: Split, *, expected_size: int | None = None) ->
     """
     x, y = split.x, split.y
     if x.dtype != np.uint8 or y.dtype != np.uint8:
-        raise PipelineError(f"{name}: expected uint8 images and labels, got {x.dtype} and {y.dtype}")
+        raise PipelineError(
+            f"{name}: expected uint8 images and labels, got {x.dtype} and {y.dtype}"
+        )
     if x.ndim != 3 or x.shape[1:] != IMAGE_SHAPE:
         raise PipelineError(f"{name}: expected images of shape [N,28,28], got {list(x.shape)}")
     if y.ndim != 1 or y.shape[0] != x.shape[0]:

@@ -65,7 +65,9 @@ class EpochMetrics(keras.callbacks.Callback):  # type: ignore[misc]
         """Send this epoch's metrics to every sink."""
         metrics = rename(logs or {})
         # Keras 3 does not put the (scheduled) learning rate into ``logs``; read it here.
-        metrics["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        metrics["learning_rate"] = float(
+            keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        )
         self.history.append(metrics)
         for sink in self.sinks:
             sink.log_epoch(epoch, metrics)

@@ -15,7 +15,6 @@ from keras import layers
 from mnist_pipeline.dataset import IMAGE_SHAPE, NUM_CLASSES
 from mnist_pipeline.params import TrainParams
 
-
 # Keras' default 0.99 leaves the moving statistics near their initial values after a few dozen
 # steps, which breaks inference on short runs; 0.9 settles within ~50 steps and is as good on
 # full runs.

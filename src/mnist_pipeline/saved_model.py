@@ -25,6 +25,23 @@ INPUT_SPEC = tf.TensorSpec([None, *IMAGE_SHAPE], tf.uint8, name="images")
 Predictor = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32]]
 
 
+class _Serving(tf.Module):  # type: ignore[misc]
+    """The exported object: the model's variables and one ``serve`` function.
+
+    Keras' own ``model.export`` lists variables in an order that changes from run to run, so
+    identical weights gave different variable files; a plain ``tf.Module`` saves them by their
+    object path, byte-for-byte the same for the same weights.
+    """
+
+    def __init__(self, model: keras.Model) -> None:
+        super().__init__(name="mnist_serving")
+        self.model = model
+
+    @tf.function(input_signature=[INPUT_SPEC])  # type: ignore[untyped-decorator]
+    def serve(self, images: tf.Tensor) -> tf.Tensor:
+        return self.model(images, training=False)
+
+
 def export(model: keras.Model, path: Path = MODEL_DIR) -> None:
     """Write ``model`` as a SavedModel with a ``serve`` endpoint taking uint8 images.
 
@@ -33,7 +50,7 @@ def export(model: keras.Model, path: Path = MODEL_DIR) -> None:
         path: Destination directory, replaced atomically.
     """
     with atomic_path(path, directory=True) as tmp:
-        model.export(str(tmp), format="tf_saved_model", input_signature=[INPUT_SPEC], verbose=False)
+        tf.saved_model.save(_Serving(model), str(tmp))
 
 
 def load(path: Path = MODEL_DIR, batch_size: int = 1000) -> Predictor:

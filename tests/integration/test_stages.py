@@ -1,0 +1,137 @@
+"""Each stage's ``main`` on tiny data built in the test, writing real files."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mnist_pipeline import evaluate, preprocess, saved_model, train
+from mnist_pipeline.dataset import RawMnist
+from mnist_pipeline.errors import PipelineError
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, tiny_raw: RawMnist, tiny_params_yaml: str) -> Path:
+    """A directory laid out like the repository, with tiny raw data and params."""
+    (tmp_path / "params.yaml").write_text(tiny_params_yaml)
+    raw = tmp_path / "data/raw/mnist.npz"
+    raw.parent.mkdir(parents=True)
+    np.savez(
+        raw,
+        x_train=tiny_raw.train.x,
+        y_train=tiny_raw.train.y,
+        x_test=tiny_raw.test.x,
+        y_test=tiny_raw.test.y,
+    )
+    return tmp_path
+
+
+def run_preprocess(w: Path) -> None:
+    preprocess.main(
+        w / "params.yaml", w / "data/raw/mnist.npz", w / "data/prepared", w / "reports/data.json"
+    )
+
+
+def run_train(w: Path, model: str = "models/mnist", live: str = "reports/train") -> None:
+    train.main(w / "params.yaml", w / "data/prepared", w / model, w / live)
+
+
+def run_evaluate(w: Path) -> None:
+    evaluate.main(
+        w / "params.yaml",
+        w / "data/prepared",
+        w / "models/mnist",
+        w / "reports/metrics.json",
+        w / "reports/plots/confusion.json",
+        w / "reports/plots/mistakes.png",
+    )
+
+
+def variables_digest(model_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted((model_dir / "variables").iterdir()):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_preprocess_writes_splits_and_report(workdir: Path) -> None:
+    run_preprocess(workdir)
+    assert sorted(p.name for p in (workdir / "data/prepared").iterdir()) == [
+        "test.npz",
+        "train.npz",
+        "val.npz",
+    ]
+    report = json.loads((workdir / "reports/data.json").read_text())
+    assert {k: v["count"] for k, v in report.items()} == {"train": 480, "val": 120, "test": 200}
+
+
+def test_preprocess_on_a_corrupt_raw_file_writes_nothing(workdir: Path) -> None:
+    (workdir / "data/raw/mnist.npz").write_bytes(b"garbage")
+    with pytest.raises(PipelineError, match="not a valid data file"):
+        run_preprocess(workdir)
+    assert not (workdir / "data/prepared").exists()
+    assert not (workdir / "reports").exists()
+
+
+@pytest.mark.slow
+def test_train_then_evaluate_the_exported_model(workdir: Path) -> None:
+    run_preprocess(workdir)
+    run_train(workdir)
+
+    model_dir = workdir / "models/mnist"
+    loaded = tf.saved_model.load(str(model_dir))
+    spec = loaded.serve.concrete_functions[0].structured_input_signature[0][0]
+    assert spec.dtype == tf.uint8
+    assert spec.shape.as_list() == [None, 28, 28]
+
+    # One step per epoch, for every curve that `dvc plots show` draws.
+    for name in ("train/loss", "val/loss", "train/accuracy", "val/accuracy"):
+        rows = (workdir / f"reports/train/plots/metrics/{name}.tsv").read_text().splitlines()
+        assert len(rows) == 1 + 2, name
+
+    run_evaluate(workdir)
+    metrics = json.loads((workdir / "reports/metrics.json").read_text())["test"]
+    assert metrics["count"] == 200
+    assert metrics["accuracy"] > 0.8  # the synthetic classes are easy to separate
+    assert set(metrics["per_class"]) == {str(c) for c in range(10)}
+    rows = json.loads((workdir / "reports/plots/confusion.json").read_text())
+    assert len(rows) == 200
+    assert sum(r["actual"] != r["predicted"] for r in rows) == metrics["errors"]
+    assert (workdir / "reports/plots/mistakes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The exported graph normalises by itself: raw uint8 in, the evaluated probabilities out.
+    test = np.load(workdir / "data/prepared/test.npz")
+    probs = saved_model.load(model_dir)(test["x"])
+    assert (probs.argmax(1) == test["y"]).mean() == pytest.approx(metrics["accuracy"])
+
+
+def run_stage_process(w: Path, stage: str) -> None:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    cmd = [sys.executable, "-m", f"mnist_pipeline.{stage}"]
+    subprocess.run(cmd, cwd=w, env=env, check=True, capture_output=True)
+
+
+@pytest.mark.slow
+def test_same_params_give_the_same_model_and_metrics(workdir: Path) -> None:
+    """What ``dvc repro -f`` twice does: fresh processes, same params, byte-identical results."""
+    run_preprocess(workdir)
+    results = []
+    for _ in range(2):
+        run_stage_process(workdir, "train")
+        run_stage_process(workdir, "evaluate")
+        metrics = (workdir / "reports/metrics.json").read_bytes()
+        results.append((variables_digest(workdir / "models/mnist"), metrics))
+    assert results[0] == results[1]
+
+
+def test_evaluate_without_a_model_says_what_to_run(workdir: Path) -> None:
+    run_preprocess(workdir)
+    with pytest.raises(PipelineError, match="no SavedModel found; run the train stage"):
+        run_evaluate(workdir)
+    assert not (workdir / "reports/metrics.json").exists()
