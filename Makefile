@@ -29,7 +29,7 @@ setup: $(STAMP)  ## Create .venv from requirements.lock (only when missing or ou
 
 repro: setup  ## Run the DVC pipeline (fetch -> preprocess -> train -> evaluate).
 	$(BIN)/dvc repro
-	@$(BIN)/python -c 'import json; t = json.load(open("reports/metrics.json"))["test"]; print(f"test accuracy {t["accuracy"]:.4f}  loss {t["loss"]:.4f}  macro F1 {t["f1_macro"]:.4f}  errors {t["errors"]}/{t["count"]}")'
+	@$(BIN)/python -c 'import json; t = json.load(open("reports/metrics.json"))["test"]; print("test accuracy %(accuracy).4f  loss %(loss).4f  macro F1 %(f1_macro).4f  errors %(errors)d/%(count)d" % t)'
 
 
 lint: setup  ## ruff check + format check.
