@@ -47,3 +47,11 @@ def tiny_params_yaml() -> str:
         " learning_rate: 0.003}\n"
         "evaluate: {mistakes: 9}\n"
     )
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own embedded MLflow store (the default lands under ``DVC_ROOT``)."""
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path

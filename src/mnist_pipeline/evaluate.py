@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import precision_recall_fscore_support
 
-from mnist_pipeline import saved_model
+from mnist_pipeline import saved_model, tracking
 from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.cli import run_stage
 from mnist_pipeline.dataset import NUM_CLASSES, PREPARED_DIR, Split, load_split
@@ -144,6 +144,7 @@ def main(
     metrics_file: Path = METRICS_FILE,
     confusion_file: Path = CONFUSION_FILE,
     mistakes_file: Path = MISTAKES_FILE,
+    run_file: Path = tracking.RUN_FILE,
 ) -> None:
     """Score the exported model on the test split and write metrics and plots.
 
@@ -154,6 +155,7 @@ def main(
         metrics_file: Where the metrics JSON goes.
         confusion_file: Where the confusion rows go.
         mistakes_file: Where the mistakes PNG goes.
+        run_file: The pipeline's MLflow run id (from train); metrics and plots are added to it.
     """
     params = load_params(params_file)
     test = load_split("test", data_dir)
@@ -165,6 +167,10 @@ def main(
     write_text(confusion_file, json.dumps(rows, separators=(",", ":")) + "\n")
     indices = worst_mistakes(test.y, probs, params.evaluate.mistakes)
     draw_mistakes(test, probs, indices, mistakes_file)
+    with tracking.attach(run_file):
+        tracking.log_metrics(metrics)
+        for path in (metrics_file, confusion_file, mistakes_file):
+            tracking.log_artifact(path, "evaluation")
     log.info(
         "test accuracy %.4f, loss %.4f, macro F1 %.4f on %d images",
         metrics["test"]["accuracy"],

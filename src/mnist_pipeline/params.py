@@ -6,6 +6,8 @@ any section fails at once, naming the key, before any work is done.
 
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -137,6 +139,27 @@ class EvaluateParams(_Section):
     batch_size: int = Field(default=1000, gt=0)
 
 
+class TrackingParams(_Section):
+    """Where runs are mirrored in MLflow (the server itself comes from ``MLFLOW_TRACKING_URI``)."""
+
+    experiment: str = Field(default="mnist-classifier", min_length=1)
+
+
+class RegisterParams(_Section):
+    """The model registry entry and the quality gate for the ``production`` alias."""
+
+    model_name: str = Field(default="mnist-classifier", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    min_accuracy: float = Field(default=0.99, ge=0, le=1)
+    tolerance: float = Field(
+        default=0.001, ge=0, le=1, description="how much worse than production a model may be"
+    )
+
+
+# ``register`` is a public params key (a DVC stage's section); pydantic warns that the name
+# shadows ABCMeta.register on the class, which nothing here uses.
+warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
+
+
 class Params(_Section):
     """The whole of ``params.yaml``."""
 
@@ -145,6 +168,32 @@ class Params(_Section):
     preprocess: PreprocessParams = PreprocessParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    tracking: TrackingParams = TrackingParams()
+    register: RegisterParams = RegisterParams()
+
+
+def flatten(params: BaseModel, prefix: str = "") -> dict[str, str]:
+    """Flatten params to ``{"train.epochs": "10", ...}``, the keys ``dvc params diff`` shows.
+
+    Args:
+        params: A params model or section.
+        prefix: Key prefix for nested sections.
+
+    Returns:
+        Dotted keys to string values (``null`` for None, lists as JSON).
+    """
+    flat: dict[str, str] = {}
+    for key, value in params:
+        name = f"{prefix}{key}"
+        if isinstance(value, BaseModel):
+            flat.update(flatten(value, f"{name}."))
+        elif value is None:
+            flat[name] = "null"
+        elif isinstance(value, list):
+            flat[name] = json.dumps([str(v) for v in value])
+        else:
+            flat[name] = str(value)
+    return flat
 
 
 def format_validation_error(err: ValidationError, source: Path | str) -> str:

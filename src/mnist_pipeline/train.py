@@ -12,12 +12,13 @@ import keras
 import tensorflow as tf
 from dvclive import Live
 
+from mnist_pipeline import tracking
 from mnist_pipeline.augmentation import random_shift
 from mnist_pipeline.cli import run_stage
 from mnist_pipeline.dataset import NUM_CLASSES, PREPARED_DIR, Split, load_split
 from mnist_pipeline.epoch_metrics import DvcLiveSink, EpochMetrics, EpochSink
 from mnist_pipeline.models import build_model
-from mnist_pipeline.params import PARAMS_FILE, TrainParams, load_params
+from mnist_pipeline.params import PARAMS_FILE, TrainParams, flatten, load_params
 from mnist_pipeline.saved_model import MODEL_DIR, export
 
 log = logging.getLogger(__name__)
@@ -159,25 +160,32 @@ def main(
     data_dir: Path = PREPARED_DIR,
     model_dir: Path = MODEL_DIR,
     live_dir: Path = LIVE_DIR,
+    run_file: Path = tracking.RUN_FILE,
 ) -> None:
     """Train on ``data/prepared`` and export ``models/mnist``; curves go to ``reports/train``.
+
+    Opens the pipeline's MLflow run; its id goes to ``run_file`` for evaluate and register.
 
     Args:
         params_file: The params file.
         data_dir: The prepared splits.
         model_dir: Where the SavedModel goes.
         live_dir: DVCLive's directory (per-epoch metrics and their plots).
+        run_file: Where the MLflow run id goes.
     """
     params = load_params(params_file)
     train, val = load_split("train", data_dir), load_split("val", data_dir)
-    started = time.perf_counter()
-    # dvcyaml=False: dvc.yaml is written by hand and declares these plots itself.
-    with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-        model, epochs_run = fit(train, val, params.train, params.seed, [DvcLiveSink(live)])
-        seconds = time.perf_counter() - started
-        live.summary["epochs_run"] = epochs_run
-        live.summary["train_images_per_second"] = round(len(train) * epochs_run / seconds, 1)
-    export(model, model_dir)
+    with tracking.pipeline_run(params.tracking.experiment, flatten(params), run_file):
+        started = time.perf_counter()
+        # dvcyaml=False: dvc.yaml is written by hand and declares these plots itself.
+        with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+            sinks: list[EpochSink] = [DvcLiveSink(live), tracking.MlflowSink()]
+            model, epochs_run = fit(train, val, params.train, params.seed, sinks)
+            seconds = time.perf_counter() - started
+            live.summary["epochs_run"] = epochs_run
+            live.summary["train_images_per_second"] = round(len(train) * epochs_run / seconds, 1)
+        export(model, model_dir)
+        tracking.log_artifacts(live_dir, "training")
     log.info("trained in %.1f s; exported %s", seconds, model_dir)
 
 

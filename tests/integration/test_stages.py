@@ -11,46 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnist_pipeline import evaluate, preprocess, saved_model, train
-from mnist_pipeline.dataset import RawMnist
+from mnist_pipeline import saved_model
 from mnist_pipeline.errors import PipelineError
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, tiny_raw: RawMnist, tiny_params_yaml: str) -> Path:
-    """A directory laid out like the repository, with tiny raw data and params."""
-    (tmp_path / "params.yaml").write_text(tiny_params_yaml)
-    raw = tmp_path / "data/raw/mnist.npz"
-    raw.parent.mkdir(parents=True)
-    np.savez(
-        raw,
-        x_train=tiny_raw.train.x,
-        y_train=tiny_raw.train.y,
-        x_test=tiny_raw.test.x,
-        y_test=tiny_raw.test.y,
-    )
-    return tmp_path
-
-
-def run_preprocess(w: Path) -> None:
-    preprocess.main(
-        w / "params.yaml", w / "data/raw/mnist.npz", w / "data/prepared", w / "reports/data.json"
-    )
-
-
-def run_train(w: Path, model: str = "models/mnist", live: str = "reports/train") -> None:
-    train.main(w / "params.yaml", w / "data/prepared", w / model, w / live)
-
-
-def run_evaluate(w: Path) -> None:
-    evaluate.main(
-        w / "params.yaml",
-        w / "data/prepared",
-        w / "models/mnist",
-        w / "reports/metrics.json",
-        w / "reports/plots/confusion.json",
-        w / "reports/plots/mistakes.png",
-    )
+from tests.integration.stages import run_evaluate, run_preprocess, run_train
 
 
 def variables_digest(model_dir: Path) -> str:

@@ -1,0 +1,196 @@
+"""Stage ``register``: log the exported SavedModel to MLflow, register it, apply the gate.
+
+Every registered version gets the ``candidate`` alias; it becomes ``production`` only when it
+passes the quality gate (see :func:`mnist_pipeline.registry.decide`). Re-running the stage for the
+same MLflow run reuses that run's version instead of registering a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mnist_pipeline import tracking
+from mnist_pipeline.atomic import write_text
+from mnist_pipeline.cli import run_stage
+from mnist_pipeline.dataset import PREPARED_DIR, load_split
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.evaluate import METRICS_FILE
+from mnist_pipeline.model_card import render_model_card
+from mnist_pipeline.params import PARAMS_FILE, Params, flatten, load_params
+from mnist_pipeline.registry import CANDIDATE, PRODUCTION, Registry, decide
+from mnist_pipeline.saved_model import MODEL_DIR
+
+log = logging.getLogger(__name__)
+
+REGISTRY_FILE = Path("reports/registry.json")
+MODEL_CARD_FILE = Path("reports/model_card.md")
+LOCK_FILE = Path("dvc.lock")
+PYFUNC_FILE = Path(__file__).with_name("mlflow_pyfunc.py")
+
+
+def model_md5(lock_file: Path = LOCK_FILE, model_dir: Path = MODEL_DIR) -> str:
+    """The hash DVC recorded in ``dvc.lock`` for the exported model ("unknown" outside DVC).
+
+    Args:
+        lock_file: The lock file.
+        model_dir: The model output's path as written in ``dvc.yaml``.
+
+    Returns:
+        The md5 of the model directory as DVC knows it.
+    """
+    try:
+        lock = yaml.safe_load(lock_file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return "unknown"
+    for out in lock.get("stages", {}).get("train", {}).get("outs", []):
+        if out.get("path") == str(model_dir):
+            return str(out.get("md5", "unknown"))
+    return "unknown"
+
+
+def log_model(model_dir: Path, name: str, example: Any) -> str:  # noqa: ANN401 - numpy array
+    """Log the SavedModel directory as a pyfunc model in the active run and register it.
+
+    Args:
+        model_dir: The exported SavedModel.
+        name: Registered model name.
+        example: A small uint8 input example.
+
+    Returns:
+        The new model version.
+    """
+    import mlflow
+    import numpy as np
+    import tensorflow as tf
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, 28, 28), "images")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 10), "probabilities")]),
+    )
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(PYFUNC_FILE),
+        artifacts={"saved_model": str(model_dir)},
+        signature=signature,
+        input_example=example,
+        registered_model_name=name,
+        # Explicit requirements: inferring them would load the model in a subprocess.
+        pip_requirements=[
+            f"mlflow=={mlflow.__version__}",
+            f"tensorflow-cpu=={tf.__version__}",
+            f"numpy=={np.__version__}",
+        ],
+    )
+    return str(info.registered_model_version)
+
+
+def register(
+    params: Params, metrics: dict[str, Any], model_dir: Path, data_dir: Path, run_file: Path
+) -> dict[str, Any]:
+    """Register (or reuse) the run's model version, set aliases, and return the record.
+
+    Args:
+        params: All params.
+        metrics: The ``test`` section of ``reports/metrics.json``.
+        model_dir: The exported SavedModel.
+        data_dir: Prepared data (for the input example).
+        run_file: The train stage's MLflow run id file.
+
+    Returns:
+        The content of ``reports/registry.json``.
+    """
+    import mlflow
+
+    name = params.register.model_name
+    accuracy = float(metrics["accuracy"])
+    with tracking.attach(run_file) as run:
+        run_id = run.info.run_id
+        registry = Registry(name)
+        version = registry.version_for_run(run_id)
+        if version is None:
+            example = load_split("test", data_dir).x[:2]
+            version = log_model(model_dir, name, example)
+            log.info("registered %s version %s", name, version)
+        else:
+            log.info("run %s is already registered as %s v%s; reusing it", run_id, name, version)
+        tags = {
+            **tracking.source_tags(),
+            "dvc.model_md5": model_md5(model_dir=model_dir),
+            "run_id": run_id,
+            **{f"test.{k}": str(metrics[k]) for k in ("accuracy", "loss", "f1_macro")},
+        }
+        for key, value in tags.items():
+            registry.client.set_model_version_tag(name, version, key, value)
+        registry.set_alias(CANDIDATE, version)
+        production = registry.alias(PRODUCTION)
+        production_accuracy = (
+            float(production.tags["test.accuracy"])
+            if production is not None and "test.accuracy" in production.tags
+            else None
+        )
+        if production is not None and production.version == version:
+            production, production_accuracy = None, None  # compared against itself: no baseline
+        gate = decide(
+            accuracy,
+            params.register.min_accuracy,
+            params.register.tolerance,
+            production.version if production else None,
+            production_accuracy,
+        )
+        if gate.passed:
+            registry.promote(version)
+        mlflow.set_tags({"registry.version": version, "registry.gate": str(gate.passed).lower()})
+        aliases = {alias: v.version for v in registry.versions() for alias in v.aliases}
+    return {
+        "name": name,
+        "version": version,
+        "run_id": run_id,
+        "aliases": dict(sorted(aliases.items())),
+        "gate": gate.as_dict(),
+        "model_uri": f"models:/{name}@{CANDIDATE}",
+    }
+
+
+def main(
+    params_file: Path = PARAMS_FILE,
+    metrics_file: Path = METRICS_FILE,
+    model_dir: Path = MODEL_DIR,
+    data_dir: Path = PREPARED_DIR,
+    run_file: Path = tracking.RUN_FILE,
+    registry_file: Path = REGISTRY_FILE,
+    card_file: Path = MODEL_CARD_FILE,
+) -> None:
+    """Register the exported model and write ``reports/registry.json`` and the model card.
+
+    Args:
+        params_file: The params file.
+        metrics_file: Evaluate's metrics.
+        model_dir: The exported SavedModel.
+        data_dir: Prepared data.
+        run_file: The MLflow run id file from train.
+        registry_file: Where the registry record goes.
+        card_file: Where the model card goes.
+    """
+    params = load_params(params_file)
+    try:
+        metrics = json.loads(metrics_file.read_text(encoding="utf-8"))["test"]
+    except (OSError, ValueError, KeyError):
+        raise PipelineError(f"{metrics_file}: missing or malformed; run evaluate") from None
+    if not (model_dir / "saved_model.pb").is_file():
+        raise PipelineError(f"{model_dir}: no SavedModel found; run the train stage (dvc repro)")
+    record = register(params, metrics, model_dir, data_dir, run_file)
+    card = render_model_card(record, metrics, flatten(params))
+    write_text(registry_file, json.dumps(record, indent=2) + "\n")
+    write_text(card_file, card)
+    log.info("%s v%s: %s", record["name"], record["version"], record["gate"]["reason"])
+
+
+if __name__ == "__main__":
+    run_stage(main, "register")

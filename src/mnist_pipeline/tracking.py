@@ -1,0 +1,285 @@
+"""Mirror each pipeline execution into one MLflow run.
+
+``train`` opens the run and writes its id to ``reports/mlflow_run.json`` (a DVC output);
+``evaluate`` and ``register`` attach to that run. A stage that DVC skips runs no code, so nothing
+is logged twice and no empty run is left behind.
+
+Where runs go: ``MLFLOW_TRACKING_URI`` from the environment (or a ``.env`` file at the repository
+root); without it an embedded SQLite store and artifact folder under the repository root. The root
+is ``DVC_ROOT`` when DVC sets it, so queued and ``--temp`` experiments, which run in a temporary
+copy, still write to the main repository's store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from dotenv import load_dotenv
+
+from mnist_pipeline.atomic import write_text
+from mnist_pipeline.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = Path("reports/mlflow_run.json")
+DB_NAME = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+PREFLIGHT_TIMEOUT_S = 5.0
+
+# A remote call must fail within bounded time instead of retrying for minutes (MLflow's
+# defaults: 7 retries with backoff, 120 s timeout). Users can still override both.
+_BOUNDED_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+
+
+def repo_root() -> Path:
+    """The main repository root: ``DVC_ROOT`` inside DVC, else the working directory."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where MLflow writes: the tracking URI and, for the embedded store, the artifact root."""
+
+    uri: str
+    artifact_root: Path | None
+
+    @property
+    def remote(self) -> bool:
+        """True for an HTTP tracking server."""
+        return self.uri.startswith(("http://", "https://"))
+
+
+def resolve_store(root: Path | None = None) -> Store:
+    """Decide where runs go, from the environment, ``.env`` or the embedded default.
+
+    Args:
+        root: Repository root (defaults to :func:`repo_root`).
+
+    Returns:
+        The store to use.
+    """
+    root = root or repo_root()
+    load_dotenv(root / ".env", override=False)
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if uri:
+        return Store(uri=uri, artifact_root=None)
+    return Store(uri=f"sqlite:///{root / DB_NAME}", artifact_root=root / ARTIFACTS_DIR)
+
+
+def check_reachable(store: Store, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> None:
+    """Fail fast, naming the URI, when a remote tracking server does not answer.
+
+    Args:
+        store: The resolved store.
+        timeout_s: Connect/read timeout of the health check.
+
+    Raises:
+        PipelineError: If the server is unreachable or unhealthy.
+    """
+    if not store.remote:
+        return
+    try:
+        response = requests.get(store.uri.rstrip("/") + "/health", timeout=timeout_s)
+        response.raise_for_status()
+    except requests.RequestException as err:
+        raise PipelineError(
+            f"MLflow tracking server {store.uri} is unreachable ({err.__class__.__name__}); "
+            "start it, fix MLFLOW_TRACKING_URI, or unset it to use the embedded store"
+        ) from None
+
+
+def connect(root: Path | None = None) -> Store:
+    """Point MLflow at the resolved store after checking it answers.
+
+    Args:
+        root: Repository root (defaults to :func:`repo_root`).
+
+    Returns:
+        The store in use.
+    """
+    for key, value in _BOUNDED_HTTP.items():
+        os.environ.setdefault(key, value)
+    store = resolve_store(root)
+    check_reachable(store)
+    import mlflow
+
+    mlflow.set_tracking_uri(store.uri)
+    return store
+
+
+def ensure_experiment(name: str, store: Store) -> str:
+    """Return the experiment id, creating it (with an artifact folder for the embedded store).
+
+    Args:
+        name: Experiment name from ``tracking.experiment``.
+        store: The store in use.
+
+    Returns:
+        The experiment id.
+    """
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    location = (store.artifact_root / name).as_uri() if store.artifact_root else None
+    return str(mlflow.create_experiment(name, artifact_location=location))
+
+
+_OWN_OUTPUTS = (":!dvc.lock", ":!reports")
+
+
+def _git(*args: str) -> str:
+    try:
+        result = subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=True, cwd=repo_root()
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return result.stdout.strip()
+
+
+def source_tags() -> dict[str, str]:
+    """Tags that trace a run to its code: git commit, dirty flag, DVC experiment name/baseline.
+
+    Returns:
+        Tag names to values; DVC tags only inside ``dvc exp run``.
+    """
+    tags = {
+        "git.commit": _git("rev-parse", "HEAD") or "unknown",
+        # Outputs that the running pipeline itself rewrites do not make the code "dirty".
+        "git.dirty": str(
+            bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", *_OWN_OUTPUTS))
+        ).lower(),
+    }
+    for env, tag in (("DVC_EXP_NAME", "dvc.exp_name"), ("DVC_EXP_BASELINE_REV", "dvc.baseline")):
+        if os.environ.get(env):
+            tags[tag] = os.environ[env]
+    return tags
+
+
+class MlflowSink:
+    """Writes epoch metrics to the active MLflow run, step = epoch."""
+
+    def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Log every metric of this epoch at ``step=epoch``."""
+        import mlflow
+
+        mlflow.log_metrics(dict(metrics), step=epoch)
+
+
+@contextmanager
+def pipeline_run(
+    experiment: str, params: Mapping[str, str], run_file: Path = RUN_FILE
+) -> Iterator[str]:
+    """Open the pipeline's MLflow run (train stage); record its id for the later stages.
+
+    The id file is written only when the block succeeds, so a failed train leaves none.
+
+    Args:
+        experiment: Experiment name.
+        params: Flattened params to log.
+        run_file: Where the run id goes.
+
+    Yields:
+        The run id.
+    """
+    import mlflow
+
+    store = connect()
+    experiment_id = ensure_experiment(experiment, store)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_params(dict(params))
+        mlflow.set_tags(source_tags())
+        yield run.info.run_id
+    record = {"run_id": run.info.run_id, "experiment": experiment, "tracking_uri": store.uri}
+    write_text(run_file, json.dumps(record, indent=2) + "\n")
+    log.info("MLflow run %s in %s (%s)", run.info.run_id, experiment, store.uri)
+
+
+def read_run_id(run_file: Path = RUN_FILE) -> str:
+    """The run id written by the train stage.
+
+    Args:
+        run_file: The id file.
+
+    Returns:
+        The run id.
+
+    Raises:
+        PipelineError: If the file is missing or malformed.
+    """
+    try:
+        return str(json.loads(run_file.read_text(encoding="utf-8"))["run_id"])
+    except FileNotFoundError:
+        raise PipelineError(f"{run_file}: not found; run the train stage (dvc repro)") from None
+    except (ValueError, KeyError, TypeError):
+        raise PipelineError(f"{run_file}: malformed; re-run the train stage") from None
+
+
+@contextmanager
+def attach(run_file: Path = RUN_FILE) -> Iterator[Any]:
+    """Re-open the pipeline's run (evaluate, register) for more metrics and artifacts.
+
+    Args:
+        run_file: The id file written by train.
+
+    Yields:
+        The active MLflow run.
+    """
+    import mlflow
+
+    run_id = read_run_id(run_file)
+    connect()
+    with mlflow.start_run(run_id=run_id) as run:
+        yield run
+
+
+def flat_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Flatten nested numeric metrics to ``{"test/accuracy": ..., "test/per_class/3/recall": ...}``.
+
+    Args:
+        metrics: Nested dict of numbers (as in ``reports/metrics.json``).
+        prefix: Prefix for nested keys.
+
+    Returns:
+        Slash-separated names to floats; non-numeric values are skipped.
+    """
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flat_metrics(value, f"{name}/"))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat
+
+
+def log_metrics(metrics: Mapping[str, Any]) -> None:
+    """Log nested metrics to the active run, flattened."""
+    import mlflow
+
+    mlflow.log_metrics(flat_metrics(metrics))
+
+
+def log_artifact(path: Path, artifact_path: str) -> None:
+    """Log one file to the active run."""
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path)
+
+
+def log_artifacts(directory: Path, artifact_path: str) -> None:
+    """Log a directory's files to the active run."""
+    import mlflow
+
+    mlflow.log_artifacts(str(directory), artifact_path)

@@ -1,0 +1,22 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_pipeline.dataset import RawMnist
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, tiny_raw: RawMnist, tiny_params_yaml: str) -> Path:
+    """A directory laid out like the repository, with tiny raw data and params."""
+    (tmp_path / "params.yaml").write_text(tiny_params_yaml)
+    raw = tmp_path / "data/raw/mnist.npz"
+    raw.parent.mkdir(parents=True)
+    np.savez(
+        raw,
+        x_train=tiny_raw.train.x,
+        y_train=tiny_raw.train.y,
+        x_test=tiny_raw.test.x,
+        y_test=tiny_raw.test.y,
+    )
+    return tmp_path

@@ -1,0 +1,45 @@
+"""Run each stage's ``main`` inside a directory laid out like the repository."""
+
+from pathlib import Path
+
+from mnist_pipeline import evaluate, preprocess, register, train
+
+
+def run_preprocess(w: Path) -> None:
+    preprocess.main(
+        w / "params.yaml", w / "data/raw/mnist.npz", w / "data/prepared", w / "reports/data.json"
+    )
+
+
+def run_train(w: Path) -> None:
+    train.main(
+        w / "params.yaml",
+        w / "data/prepared",
+        w / "models/mnist",
+        w / "reports/train",
+        w / "reports/mlflow_run.json",
+    )
+
+
+def run_evaluate(w: Path) -> None:
+    evaluate.main(
+        w / "params.yaml",
+        w / "data/prepared",
+        w / "models/mnist",
+        w / "reports/metrics.json",
+        w / "reports/plots/confusion.json",
+        w / "reports/plots/mistakes.png",
+        w / "reports/mlflow_run.json",
+    )
+
+
+def run_register(w: Path) -> None:
+    register.main(
+        w / "params.yaml",
+        w / "reports/metrics.json",
+        w / "models/mnist",
+        w / "data/prepared",
+        w / "reports/mlflow_run.json",
+        w / "reports/registry.json",
+        w / "reports/model_card.md",
+    )

@@ -1,0 +1,157 @@
+"""The pipeline's MLflow mirror and the registry, against the embedded store, in-process."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from mnist_pipeline import registry_cli, saved_model
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.registry import Registry
+from mnist_pipeline.tracking import connect
+from tests.integration.stages import run_evaluate, run_preprocess, run_register, run_train
+from tests.integration.test_fetch_idx import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def tree_digest(directory: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def set_params(w: Path, **sections: dict[str, object]) -> None:
+    params = yaml.safe_load((w / "params.yaml").read_text())
+    for section, values in sections.items():
+        params.setdefault(section, {}).update(values)
+    (w / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def full_run(w: Path) -> dict[str, object]:
+    run_train(w)
+    run_evaluate(w)
+    run_register(w)
+    return json.loads((w / "reports/registry.json").read_text())
+
+
+def test_one_run_per_pipeline_execution_with_everything(workdir: Path) -> None:
+    set_params(workdir, register={"min_accuracy": 0.5})
+    run_preprocess(workdir)
+    record = full_run(workdir)
+
+    connect()
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("mnist-classifier")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert (
+        run.info.run_id == json.loads((workdir / "reports/mlflow_run.json").read_text())["run_id"]
+    )
+    assert run.data.params["train.epochs"] == "2"
+    assert run.data.params["train.arch"] == "mlp"
+    assert run.data.tags["git.commit"]
+    history = client.get_metric_history(run.info.run_id, "val/accuracy")
+    assert [m.step for m in history] == [0, 1]
+    # The same callback fed DVCLive: the curves agree number for number.
+    tsv = (workdir / "reports/train/plots/metrics/val/accuracy.tsv").read_text().splitlines()[1:]
+    assert [float(line.split("\t")[1]) for line in tsv] == pytest.approx([m.value for m in history])
+    metrics = json.loads((workdir / "reports/metrics.json").read_text())["test"]
+    assert run.data.metrics["test/accuracy"] == pytest.approx(metrics["accuracy"])
+    assert run.data.metrics["test/per_class/3/recall"] == pytest.approx(
+        metrics["per_class"]["3"]["recall"]
+    )
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert "evaluation/mistakes.png" in artifacts
+    # The embedded store sits at the (DVC) root, absolute, never the file store.
+    assert (workdir / "mlflow.db").is_file()
+    assert not (workdir / "mlruns").exists()
+
+    # Registered, passed the (lowered) gate, loadable by alias, same probabilities.
+    assert record["version"] == "1"
+    assert record["aliases"] == {"candidate": "1", "production": "1"}
+    assert record["gate"]["passed"] is True
+    model = mlflow.pyfunc.load_model("models:/mnist-classifier@candidate")
+    test = np.load(workdir / "data/prepared/test.npz")
+    expected = saved_model.load(workdir / "models/mnist")(test["x"][:50])
+    np.testing.assert_allclose(model.predict(test["x"][:50]), expected, rtol=1e-6)
+    # The registered artifact holds the exported SavedModel byte for byte.
+    local = Path(mlflow.artifacts.download_artifacts("models:/mnist-classifier/1"))
+    mlmodel = yaml.safe_load((local / "MLmodel").read_text())
+    inside = mlmodel["flavors"]["python_function"]["artifacts"]["saved_model"]["path"]
+    assert tree_digest(local / inside) == tree_digest(workdir / "models/mnist")
+    assert mlmodel["signature"]["inputs"]
+    card = (workdir / "reports/model_card.md").read_text()
+    assert "# Model card: mnist-classifier v1" in card
+
+
+def test_gate_rollback_and_idempotent_registration(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_preprocess(workdir)
+    # The tiny data are learnt almost perfectly; a loose tolerance keeps the test about aliases.
+    set_params(workdir, register={"min_accuracy": 0.5, "tolerance": 1.0})
+    assert full_run(workdir)["aliases"]["production"] == "1"
+
+    # Registering the same run again reuses its version instead of adding a duplicate.
+    run_register(workdir)
+    connect()
+    assert [v.version for v in Registry("mnist-classifier").versions()] == ["1"]
+
+    # Passes the gate: promoted, v1 becomes previous.
+    set_params(workdir, train={"epochs": 3})
+    assert full_run(workdir)["aliases"] == {"candidate": "2", "previous": "1", "production": "2"}
+
+    # Below the floor (an untrained model): candidate only, production unchanged.
+    set_params(workdir, train={"epochs": 1, "learning_rate": 1e-7})
+    record = full_run(workdir)
+    assert record["gate"]["passed"] is False
+    assert "below register.min_accuracy" in record["gate"]["reason"]
+    assert record["aliases"] == {"candidate": "3", "previous": "1", "production": "2"}
+
+    registry_cli.main(["rollback"])
+    assert "rolled back from v2 to v1" in capsys.readouterr().out
+    assert Registry("mnist-classifier").alias("production").version == "1"  # type: ignore[union-attr]
+    registry_cli.main(["promote", "3"])
+    assert "v3 is production (was v1, now alias previous)" in capsys.readouterr().out
+    registry_cli.main(["list"])
+    listing = capsys.readouterr().out
+    assert "candidate,production" in listing
+    assert listing.count("\n") == 4  # header + three versions
+
+    with pytest.raises(PipelineError, match=r"version 9 of mnist-classifier does not exist"):
+        registry_cli.main(["promote", "9"])
+
+
+def test_cli_with_an_unreachable_server_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr("sys.argv", ["mnist-registry", "list"])
+    with pytest.raises(SystemExit) as info:
+        registry_cli.entry()
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"mnist-registry: error: MLflow tracking server {uri} is unreachable")
+    assert err.count("\n") == 1
+
+
+def test_train_with_an_unreachable_server_fails_before_any_work(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_preprocess(workdir)
+    uri = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with pytest.raises(PipelineError, match=f"{uri} is unreachable"):
+        run_train(workdir)
+    assert not (workdir / "models").exists()
+    assert not (workdir / "reports/mlflow_run.json").exists()

@@ -1,0 +1,119 @@
+import time
+from pathlib import Path
+
+import pytest
+
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.model_card import render_model_card
+from mnist_pipeline.params import Params, flatten
+from mnist_pipeline.register import model_md5
+from mnist_pipeline.registry import decide
+from mnist_pipeline.tracking import (
+    Store,
+    check_reachable,
+    flat_metrics,
+    read_run_id,
+    resolve_store,
+    source_tags,
+)
+from tests.integration.test_fetch_idx import free_port
+
+
+def test_gate_needs_the_floor_and_no_regression_beyond_tolerance() -> None:
+    first = decide(0.995, min_accuracy=0.99, tolerance=0.001)
+    assert first.passed
+    assert "no production model yet" in first.reason
+    low = decide(0.98, min_accuracy=0.99, tolerance=0.001)
+    assert not low.passed
+    assert "below register.min_accuracy 0.9900" in low.reason
+    worse = decide(0.9925, 0.99, 0.001, production_version="3", production_accuracy=0.9940)
+    assert not worse.passed
+    assert "worse than production v3 (0.9940)" in worse.reason
+    within = decide(0.9932, 0.99, 0.001, production_version="3", production_accuracy=0.9940)
+    assert within.passed
+    assert within.as_dict()["production_accuracy"] == 0.9940
+
+
+def test_embedded_store_is_absolute_under_dvc_root(isolated_mlflow: Path) -> None:
+    store = resolve_store()
+    assert store.uri == f"sqlite:///{isolated_mlflow / 'mlflow.db'}"
+    assert store.artifact_root == isolated_mlflow / "mlartifacts"
+    assert not store.remote
+
+
+def test_tracking_uri_from_env_file(isolated_mlflow: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (isolated_mlflow / ".env").write_text("MLFLOW_TRACKING_URI=http://127.0.0.1:5999\n")
+    store = resolve_store()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # load_dotenv set it
+    assert store == Store("http://127.0.0.1:5999", None)
+    assert store.remote
+
+
+def test_unreachable_server_fails_fast_naming_the_uri() -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(PipelineError, match=f"MLflow tracking server {uri} is unreachable"):
+        check_reachable(Store(uri, None), timeout_s=2)
+    assert time.monotonic() - started < 5
+
+
+def test_flattening_params_and_metrics() -> None:
+    flat = flatten(Params())
+    assert flat["train.epochs"] == "10"
+    assert flat["preprocess.limit"] == "null"
+    assert flat["train.augment.max_shift"] == "0"
+    metrics = {"test": {"accuracy": 0.99, "per_class": {"3": {"recall": 0.5}}, "note": "x"}}
+    assert flat_metrics(metrics) == {"test/accuracy": 0.99, "test/per_class/3/recall": 0.5}
+
+
+def test_run_id_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="not found; run the train stage"):
+        read_run_id(tmp_path / "run.json")
+    (tmp_path / "run.json").write_text("{}")
+    with pytest.raises(PipelineError, match="malformed"):
+        read_run_id(tmp_path / "run.json")
+
+
+def test_source_tags_name_the_dvc_experiment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DVC_EXP_NAME", "bushy-lamb")
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", "abc123")
+    tags = source_tags()
+    assert tags["dvc.exp_name"] == "bushy-lamb"
+    assert tags["dvc.baseline"] == "abc123"
+    assert tags["git.dirty"] in {"true", "false"}
+
+
+def test_model_md5_from_dvc_lock(tmp_path: Path) -> None:
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(
+        "schema: '2.0'\nstages:\n  train:\n    outs:\n    - path: models/mnist\n"
+        "      md5: 0123abc.dir\n"
+    )
+    assert model_md5(lock, Path("models/mnist")) == "0123abc.dir"
+    assert model_md5(tmp_path / "missing.lock") == "unknown"
+
+
+def test_model_card_names_the_gate_and_rollback() -> None:
+    metrics = {
+        "accuracy": 0.9951,
+        "loss": 0.02,
+        "f1_macro": 0.995,
+        "errors": 49,
+        "count": 10000,
+        "per_class": {
+            str(c): {"precision": 1.0, "recall": 0.99, "support": 1000} for c in range(10)
+        },
+    }
+    record = {
+        "name": "mnist-classifier",
+        "version": "4",
+        "run_id": "r1",
+        "aliases": {"candidate": "4", "production": "4", "previous": "3"},
+        "gate": decide(0.9951, 0.99, 0.001).as_dict(),
+    }
+    card = render_model_card(record, metrics, flatten(Params()))
+    assert "# Model card: mnist-classifier v4" in card
+    assert "aliases on this version: `candidate`, `production`" in card
+    assert "| 0.9951 | 0.0200 | 0.9950 | 49 / 10000 |" in card
+    assert "mnist-registry rollback" in card
+    assert "Quality gate: **passed**" in card
