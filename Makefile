@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui
+.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,13 @@ repro: setup  ## Run the DVC pipeline (fetch -> preprocess -> train -> evaluate)
 	$(BIN)/dvc repro
 	@$(BIN)/python -c 'import json; t = json.load(open("reports/metrics.json"))["test"]; print("test accuracy %(accuracy).4f  loss %(loss).4f  macro F1 %(f1_macro).4f  errors %(errors)d/%(count)d" % t)'
 
+
+serve: setup  ## Serve the exported model with Gunicorn on http://127.0.0.1:8000 (2 workers).
+	mkdir -p var/prometheus
+	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus $(BIN)/gunicorn -c gunicorn.conf.py
+
+bench-serving: setup  ## Benchmark the service against `mlflow models serve` (needs wrk, a trained model).
+	$(BIN)/python scripts/bench_serving.py
 
 mlflow-ui: setup  ## The MLflow UI on the embedded store (http://127.0.0.1:5000).
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000

@@ -1,0 +1,149 @@
+"""``create_app``: settings, model, metrics, prediction log, routes, request hooks."""
+
+from __future__ import annotations
+
+import atexit
+import hmac
+import logging
+import re
+import time
+import uuid
+
+import tensorflow as tf
+from flask import Response, g, request
+from flask_openapi3.models.info import Info
+from flask_openapi3.openapi import OpenAPI
+
+from app import logs
+from app.errors import error_response, register_error_handlers, validation_error
+from app.metrics import ServiceMetrics
+from app.model import ModelHolder, ModelLoadError, ServingModel, load_model
+from app.prediction_log import PredictionLog
+from app.reload import ReloadWatcher, read_control
+from app.routes_ops import bp as ops_bp
+from app.routes_predict import bp as predict_bp
+from app.settings import Settings
+from app.state import EXTENSION, ServiceState
+
+log = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# Endpoints that need the API key (when API_KEY is set) and the body type each POST accepts.
+PROTECTED_PREFIXES = ("predict.", "ops.reload")
+MULTIPART_ENDPOINTS = {"predict.predict_image"}
+# Open Inference Protocol clients (tritonclient) send JSON without a Content-Type header.
+UNTYPED_JSON_ENDPOINTS = {"predict.v2_infer"}
+
+
+def _configure_tensorflow(threads: int) -> None:
+    # Per worker, before any op runs: 2 workers x 1 thread fill 2 cores without oversubscription.
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # already initialised in this process (tests create several apps)
+
+
+def _check_content_type(endpoint: str) -> Response | None:
+    # Read the raw header: request.mimetype is cached on first use, and the V2 fix-up below
+    # must happen before anything parses the body.
+    given = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if endpoint in UNTYPED_JSON_ENDPOINTS:
+        if "Inference-Header-Content-Length" in request.headers:
+            return error_response(
+                415, "unsupported_media_type",
+                "the binary tensor extension is not supported; send JSON tensors",
+            )  # fmt: skip
+        if given == "":
+            request.environ["CONTENT_TYPE"] = "application/json"
+            given = "application/json"
+    wanted = "multipart/form-data" if endpoint in MULTIPART_ENDPOINTS else "application/json"
+    if given != wanted:
+        return error_response(415, "unsupported_media_type", f"send Content-Type: {wanted}")
+    return None
+
+
+def _install_hooks(app: OpenAPI, settings: Settings) -> None:
+    access = logging.getLogger("app.access")
+
+    @app.before_request
+    def start() -> Response | None:
+        g.started = time.perf_counter()
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        endpoint = request.endpoint or ""
+        if settings.api_key is not None and endpoint.startswith(PROTECTED_PREFIXES):
+            key = request.headers.get("X-API-Key", "")
+            expected = settings.api_key.get_secret_value()
+            if not hmac.compare_digest(key.encode(), expected.encode()):
+                return error_response(401, "unauthorized", "missing or wrong X-API-Key header")
+        if request.method == "POST" and endpoint:
+            return _check_content_type(endpoint)
+        return None
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        access.info(
+            "request",
+            extra={
+                "fields": {
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round(elapsed_ms, 2),
+                }
+            },
+        )
+        return response
+
+
+def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAPI:
+    """Build the service. Under Gunicorn this runs in each worker, never in the master.
+
+    Args:
+        settings: Settings (default: from the environment and ``.env``).
+        load: Load the model now (tests of not-ready behaviour pass False).
+
+    Returns:
+        The Flask (OpenAPI) application.
+    """
+    settings = settings or Settings()
+    logs.configure(settings.log_level)
+    _configure_tensorflow(settings.tf_threads)
+    app = OpenAPI(
+        __name__,
+        info=Info(title="MNIST digit classifier", version="1.0.0"),
+        security_schemes={"api_key": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+        validation_error_callback=validation_error,
+    )
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    metrics = ServiceMetrics(app)
+    holder = ModelHolder()
+    prediction_log = PredictionLog(settings.prediction_log)
+    app.extensions[EXTENSION] = ServiceState(settings, holder, metrics, prediction_log)
+    app.register_api(predict_bp)
+    app.register_api(ops_bp)
+    register_error_handlers(app)
+    _install_hooks(app, settings)
+
+    def loader(source: str) -> ServingModel:
+        return load_model(source, settings.model_name, settings.metrics_file)
+
+    def loaded(model: ServingModel) -> None:
+        metrics.model_loaded(model.info.name, model.info.version, model.info.load_seconds)
+
+    watcher = ReloadWatcher(holder, loader, loaded, settings.state_dir, settings.reload_poll_s)
+    app.extensions["mnist_reload"] = watcher
+    if load:
+        control = read_control(settings.state_dir)
+        source = control[1] if control else settings.model_source
+        try:
+            watcher.apply(source)
+        except ModelLoadError as err:
+            log.error("model not loaded; not ready", extra={"fields": {"reason": str(err)}})
+        watcher.start()
+    atexit.register(prediction_log.close)
+    return app

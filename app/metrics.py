@@ -1,0 +1,85 @@
+"""Prometheus metrics: HTTP (by endpoint and status), predictions, confidence, model facts.
+
+Under Gunicorn with several workers, ``PROMETHEUS_MULTIPROC_DIR`` is set before Python starts
+(``make serve`` and the container do it) and ``/metrics`` aggregates every worker's files, so
+counters never go backwards between scrapes that hit different workers.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_flask_exporter import PrometheusMetrics
+from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+
+from app import __version__
+
+CONFIDENCE_BUCKETS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 1.0)
+
+
+class ServiceMetrics:
+    """The service's own metrics, plus the exporter's per-request ones."""
+
+    def __init__(self, app: Flask) -> None:
+        # A registry per app keeps test apps apart; in multiprocess mode values go to files and
+        # /metrics reads them all, whatever registry a metric was declared in.
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._serving: tuple[str, str] | None = None
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # /metrics reads every worker's files, these metrics' included; sharing our registry
+            # with that collector would see the other workers' copies as duplicates.
+            self.exporter: PrometheusMetrics = GunicornInternalPrometheusMetrics(
+                app, group_by="url_rule"
+            )
+        else:
+            self.exporter = PrometheusMetrics(app, group_by="url_rule", registry=self.registry)
+        # The exporter's own info() gauge has no multiprocess mode, which multiprocess refuses.
+        build = Gauge(
+            "mnist_service_build_info",
+            "Service build (value 1)",
+            ["version"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        build.labels(__version__).set(1)
+        self.predictions = Counter(
+            "mnist_predictions_total",
+            "Images classified, by predicted class and model version",
+            ["predicted_class", "model_version"],
+            registry=self.registry,
+        )
+        self.confidence = Histogram(
+            "mnist_prediction_confidence",
+            "Probability of the predicted class",
+            buckets=CONFIDENCE_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_load_seconds = Gauge(
+            "mnist_model_load_seconds",
+            "Time to load and warm up the serving model",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.model_info = Gauge(
+            "mnist_model_info",
+            "The model each live worker serves (value 1)",
+            ["model_name", "model_version"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+
+    def model_loaded(self, name: str, version: str, seconds: float) -> None:
+        """Record a (re)load: the new model's info series is 1, the previous one's 0."""
+        if self._serving is not None and self._serving != (name, version):
+            self.model_info.labels(*self._serving).set(0)
+        self._serving = (name, version)
+        self.model_info.labels(name, version).set(1)
+        self.model_load_seconds.set(seconds)
+
+    def observe(self, classes: list[int], confidences: list[float], version: str) -> None:
+        """Record answered predictions."""
+        for cls, conf in zip(classes, confidences, strict=True):
+            self.predictions.labels(str(cls), version).inc()
+            self.confidence.observe(conf)

@@ -1,0 +1,141 @@
+"""Health, metadata, V2 health/metadata, and the authenticated admin reload."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Response, current_app, jsonify
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
+
+from app.errors import error_response
+from app.model import ModelLoadError
+from app.reload import ReloadWatcher, write_control
+from app.schemas import (
+    ErrorResponse,
+    HealthResponse,
+    MetadataResponse,
+    ModelPath,
+    ReloadRequest,
+    ReloadResponse,
+    V2Live,
+    V2ModelMetadata,
+    V2ModelReady,
+    V2Ready,
+)
+from app.state import state
+
+log = logging.getLogger(__name__)
+ops_tag = Tag(name="operations", description="Health, metadata, reload")
+bp = APIBlueprint("ops", __name__, abp_tags=[ops_tag])
+
+INPUT_SCHEMA = {"name": "images", "datatype": "UINT8", "shape": [-1, 28, 28]}
+OUTPUT_SCHEMA = {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]}
+Reply = Response
+
+
+@bp.get("/health/live", responses={200: HealthResponse})
+def live() -> Reply:
+    """The process is up."""
+    return jsonify(status="live")
+
+
+@bp.get("/health/ready", responses={200: HealthResponse, 503: ErrorResponse})
+def ready() -> Reply:
+    """The model is loaded and warmed up (503 before)."""
+    model = state().model()
+    return jsonify(status="ready", model_version=model.info.version)
+
+
+@bp.get("/metadata", responses={200: MetadataResponse, 503: ErrorResponse})
+def metadata() -> Reply:
+    """The model that answers: name, version, git commit, test metrics, input/output schema."""
+    info = state().model().info
+    return jsonify(
+        model_name=info.name,
+        model_version=info.version,
+        git_commit=info.git_commit,
+        source=info.source,
+        test_metrics=info.metrics,
+        load_seconds=round(info.load_seconds, 3),
+        input={**INPUT_SCHEMA, "description": "28x28 pixels 0-255, white digit on black"},
+        output={**OUTPUT_SCHEMA, "description": "probabilities of the digits 0-9"},
+    )
+
+
+@bp.get("/v2/health/live", responses={200: V2Live})
+def v2_live() -> Reply:
+    """Open Inference Protocol V2 liveness."""
+    return jsonify(live=True)
+
+
+@bp.get("/v2/health/ready", responses={200: V2Ready, 503: ErrorResponse})
+def v2_ready() -> Reply:
+    """Open Inference Protocol V2 readiness."""
+    state().model()
+    return jsonify(ready=True)
+
+
+@bp.get(
+    "/v2/models/<string:name>",
+    responses={200: V2ModelMetadata, 404: ErrorResponse, 503: ErrorResponse},
+)
+def v2_model(path: ModelPath) -> Reply:
+    """Open Inference Protocol V2 model metadata."""
+    name = path.name
+    if name != state().settings.model_name:
+        return error_response(404, "not_found", "unknown model name")
+    info = state().model().info
+    return jsonify(
+        name=name,
+        versions=[info.version],
+        platform="tensorflow_savedmodel",
+        inputs=[INPUT_SCHEMA],
+        outputs=[OUTPUT_SCHEMA],
+    )
+
+
+@bp.get(
+    "/v2/models/<string:name>/ready",
+    responses={200: V2ModelReady, 404: ErrorResponse, 503: ErrorResponse},
+)
+def v2_model_ready(path: ModelPath) -> Reply:
+    """Open Inference Protocol V2 model readiness."""
+    name = path.name
+    if name != state().settings.model_name:
+        return error_response(404, "not_found", "unknown model name")
+    state().model()
+    return jsonify(name=name, ready=True)
+
+
+@bp.post(
+    "/admin/reload",
+    responses={
+        200: ReloadResponse,
+        401: ErrorResponse,
+        409: ErrorResponse,
+        415: ErrorResponse,
+        422: ErrorResponse,
+    },
+)
+def reload(body: ReloadRequest) -> Reply:
+    """Load a new model (or the configured source again) in every worker, without downtime.
+
+    The model is loaded and warmed up here first; if that fails it is refused (409) and the
+    current model keeps serving.
+    """
+    service = state()
+    watcher: ReloadWatcher = current_app.extensions["mnist_reload"]
+    source = body.model_source or service.settings.model_source
+    try:
+        model = watcher.apply(source)
+    except ModelLoadError as err:
+        # The reason can name paths on this host: it goes to the log, not to the client.
+        log.error("reload refused", extra={"fields": {"reason": str(err)}})
+        serving = service.holder.current
+        version = serving.info.version if serving else "none"
+        return error_response(
+            409, "model_refused", f"model failed to load or warm up; still serving {version}"
+        )
+    watcher.generation = write_control(service.settings.state_dir, source)
+    return jsonify(status="reloaded", model_version=model.info.version)

@@ -1,0 +1,157 @@
+"""Prediction endpoints: the native JSON API, image uploads, TF Serving and Open Inference V2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from flask import Response, jsonify, request
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
+from pydantic import BaseModel
+
+from app.errors import error_response
+from app.image_input import ImageInputError, image_to_mnist
+from app.schemas import (
+    ErrorResponse,
+    ImageForm,
+    ModelPath,
+    PredictRequest,
+    PredictResponse,
+    TFServingRequest,
+    TFServingResponse,
+    V2InferRequest,
+    V2InferResponse,
+    to_uint8,
+)
+from app.state import state
+
+predict_tag = Tag(name="predict", description="Classify digits")
+compat_tag = Tag(name="compatibility", description="TF Serving and Open Inference Protocol V2")
+bp = APIBlueprint("predict", __name__, abp_tags=[predict_tag])
+Responses = dict[str | int, type[BaseModel] | dict[Any, Any] | None]
+ERRORS: Responses = dict.fromkeys((401, 413, 415, 422, 503), ErrorResponse)
+COMPAT_ERRORS: Responses = {**ERRORS, 404: ErrorResponse}
+
+Reply = Response
+
+
+def _too_many(count: int, field: str) -> Reply | None:
+    limit = state().settings.max_images
+    if count > limit:
+        return error_response(
+            422, "invalid_request", f"too many images: {count} > {limit}",
+            [{"field": field, "message": f"at most {limit} images per request"}],
+        )  # fmt: skip
+    return None
+
+
+def _answer(images: np.ndarray) -> Reply:
+    probs, model = state().classify(images)
+    classes = probs.argmax(axis=1)
+    predictions = [
+        {
+            "predicted_class": int(c),
+            "confidence": float(p[c]),
+            "probabilities": [round(float(x), 6) for x in p],
+        }
+        for c, p in zip(classes, probs, strict=True)
+    ]
+    return jsonify(
+        predictions=predictions, model_name=model.info.name, model_version=model.info.version
+    )
+
+
+@bp.post("/predict", responses={200: PredictResponse, **ERRORS})
+def predict(body: PredictRequest) -> Reply:
+    """Classify one image or a batch of 28x28 images.
+
+    Send `image` (28x28) or `images` (N x 28 x 28). Pixels are integers 0-255 (`encoding:
+    "uint8"`, the default) or numbers 0.0-1.0 (`encoding: "float"`), white digit on black.
+    """
+    field = "image" if body.image is not None else "images"
+    if (refused := _too_many(len(body.images or [None]), field)) is not None:
+        return refused
+    try:
+        images = body.pixels()
+    except ValueError as err:
+        return error_response(
+            422, "invalid_request", f"{field} {err}", [{"field": field, "message": str(err)}]
+        )
+    return _answer(images)
+
+
+@bp.post("/predict/image", responses={200: PredictResponse, **ERRORS})
+def predict_image(form: ImageForm) -> Reply:
+    """Classify a PNG or JPEG photo or scan of one digit (any size, either polarity).
+
+    The image is turned into an MNIST-like input the way MNIST was made: grayscale, inverted if
+    the background is light, cropped to the ink, fitted into 20x20, centred by centre of mass.
+    """
+    upload = request.files.get("file")
+    data = upload.read() if upload is not None else b""
+    try:
+        image = image_to_mnist(data, state().settings.max_image_pixels)
+    except ImageInputError as err:
+        return error_response(
+            422, "invalid_image", str(err), [{"field": "file", "message": str(err)}]
+        )
+    return _answer(image[np.newaxis])
+
+
+@bp.post(
+    "/v1/models/<string:name>:predict",
+    tags=[compat_tag],
+    responses={200: TFServingResponse, **COMPAT_ERRORS},
+)
+def tfserving_predict(path: ModelPath, body: TFServingRequest) -> Reply:
+    """TensorFlow Serving REST `predict` (row format): `{"instances": [28x28, ...]}`, uint8."""
+    if path.name != state().settings.model_name:
+        return error_response(404, "not_found", "unknown model name")
+    if (refused := _too_many(len(body.instances), "instances")) is not None:
+        return refused
+    try:
+        images = to_uint8(body.instances, "uint8", 3)
+    except ValueError as err:
+        return error_response(422, "invalid_request", f"instances {err}",
+                              [{"field": "instances", "message": str(err)}])  # fmt: skip
+    probs, _ = state().classify(images)
+    return jsonify(predictions=probs.round(6).tolist())
+
+
+V2_TYPES = {"UINT8": "uint8", "FP32": "float", "FP64": "float", "INT32": "uint8", "INT64": "uint8"}
+
+
+@bp.post(
+    "/v2/models/<string:name>/infer",
+    tags=[compat_tag],
+    responses={200: V2InferResponse, **COMPAT_ERRORS},
+)
+def v2_infer(path: ModelPath, body: V2InferRequest) -> Reply:
+    """Open Inference Protocol V2 `infer` (JSON tensors). UINT8 0-255, or FP32 0.0-1.0."""
+    if path.name != state().settings.model_name:
+        return error_response(404, "not_found", "unknown model name")
+    tensor = body.inputs[0]
+    encoding = V2_TYPES.get(tensor.datatype)
+    if encoding is None or len(tensor.shape) != 3 or tensor.shape[1:] != [28, 28]:
+        message = "expects one input of shape [N,28,28], datatype UINT8 or FP32"
+        return error_response(422, "invalid_request", message,
+                              [{"field": "inputs.0", "message": message}])  # fmt: skip
+    if (refused := _too_many(tensor.shape[0], "inputs.0.shape")) is not None:
+        return refused
+    try:
+        flat = np.asarray(tensor.data, dtype=np.float64).reshape(tensor.shape)
+        images = to_uint8(flat, encoding, 3)  # type: ignore[arg-type]
+    except ValueError as err:
+        return error_response(422, "invalid_request", f"inputs.0.data {err}",
+                              [{"field": "inputs.0.data", "message": str(err)}])  # fmt: skip
+    probs, model = state().classify(images)
+    output = {
+        "name": "probabilities",
+        "shape": list(probs.shape),
+        "datatype": "FP32",
+        "data": probs.ravel().round(6).tolist(),
+    }
+    return jsonify(
+        model_name=model.info.name, model_version=model.info.version, id=body.id, outputs=[output]
+    )

@@ -1,0 +1,62 @@
+"""The per-worker service state every blueprint reaches through ``current_app``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from flask import current_app
+
+from app.metrics import ServiceMetrics
+from app.model import ModelHolder, ServingModel
+from app.prediction_log import PredictionLog
+from app.settings import Settings
+
+EXTENSION = "mnist_service"
+
+
+class NotReadyError(Exception):
+    """No model has loaded yet."""
+
+
+@dataclass
+class ServiceState:
+    """Settings, the model holder, metrics and the prediction log of one worker."""
+
+    settings: Settings
+    holder: ModelHolder
+    metrics: ServiceMetrics
+    prediction_log: PredictionLog
+
+    def model(self) -> ServingModel:
+        """The model serving now."""
+        model = self.holder.current
+        if model is None:
+            raise NotReadyError
+        return model
+
+    def classify(
+        self, images: npt.NDArray[np.uint8]
+    ) -> tuple[npt.NDArray[np.float32], ServingModel]:
+        """Probabilities for ``images``, recorded in the metrics and the prediction log.
+
+        Args:
+            images: ``uint8[N,28,28]``.
+
+        Returns:
+            ``float32[N,10]`` and the model that answered.
+        """
+        model = self.model()
+        probs = model.predict(images)
+        classes = probs.argmax(axis=1).tolist()
+        confidences = probs.max(axis=1).tolist()
+        self.metrics.observe(classes, confidences, model.info.version)
+        self.prediction_log.record(model.info.version, classes, confidences, images)
+        return probs, model
+
+
+def state() -> ServiceState:
+    """The current app's service state."""
+    found: ServiceState = current_app.extensions[EXTENSION]
+    return found

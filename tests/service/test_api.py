@@ -1,0 +1,254 @@
+"""The service through Flask's test client, on a tiny SavedModel built in the test."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flask.testing import FlaskClient
+from PIL import Image
+
+from app import create_app
+from app.model import load_model
+from app.settings import Settings
+
+ZEROS = [[0] * 28 for _ in range(28)]
+
+
+def digit(value: int = 255) -> list[list[int]]:
+    image = np.zeros((28, 28), np.uint8)
+    image[6:22, 12:16] = value
+    return image.tolist()
+
+
+def test_predict_one_image(client: FlaskClient, tiny_model: Path) -> None:
+    response = client.post("/predict", json={"image": digit()})
+    assert response.status_code == 200
+    body = response.get_json()
+    [prediction] = body["predictions"]
+    assert len(prediction["probabilities"]) == 10
+    assert sum(prediction["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+    assert prediction["predicted_class"] == int(np.argmax(prediction["probabilities"]))
+    assert prediction["confidence"] == pytest.approx(max(prediction["probabilities"]), abs=1e-6)
+    expected = load_model(str(tiny_model), "mnist").predict(np.array([digit()], np.uint8))
+    np.testing.assert_allclose(prediction["probabilities"], expected[0], atol=1e-6)
+    assert body["model_name"] == "mnist"
+    assert body["model_version"].startswith("sha256:")
+    assert response.headers["X-Request-ID"]
+
+
+def test_batch_and_float_encoding_agree(client: FlaskClient) -> None:
+    as_uint8 = client.post("/predict", json={"images": [digit(), ZEROS]}).get_json()
+    as_float = client.post(
+        "/predict", json={"images": [digit(1.0), ZEROS], "encoding": "float"}
+    ).get_json()
+    assert len(as_uint8["predictions"]) == 2
+    assert as_uint8["predictions"] == as_float["predictions"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "message"),
+    [
+        ({"image": [[0, 1]]}, "image", "must be 28x28, got shape [1, 2]"),
+        ({"images": [ZEROS, [[0] * 27] * 28]}, "images", "equal length"),
+        ({"image": [[256] * 28] * 28}, "image", "integers 0-255"),
+        ({"image": [[0.5] * 28] * 28}, "image", "integers 0-255"),
+        ({"image": [[2.0] * 28] * 28, "encoding": "float"}, "image", "within 0.0-1.0"),
+        ({"images": [ZEROS] * 5}, "images", "at most 4 images"),
+        ({"image": ZEROS, "images": [ZEROS]}, "body", "exactly one of image or images"),
+        ({"picture": ZEROS}, "picture", "Extra inputs are not permitted"),
+        ({"image": ZEROS, "encoding": "int16"}, "encoding", "Input should be 'uint8' or 'float'"),
+    ],
+)
+def test_bad_requests_get_422_naming_the_field(
+    client: FlaskClient, payload: dict[str, object], field: str, message: str
+) -> None:
+    response = client.post("/predict", json=payload)
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["error"] == "invalid_request"
+    assert any(f["field"] == field and message in f["message"] for f in body["fields"]), body
+
+
+def test_nan_and_infinity_are_refused(client: FlaskClient) -> None:
+    for token in ("NaN", "Infinity"):
+        raw = json.dumps({"image": ZEROS}).replace("0", token, 1)
+        response = client.post("/predict", data=raw, content_type="application/json")
+        assert response.status_code == 422
+        assert "NaN or infinity" in response.get_json()["message"]
+
+
+def test_content_type_size_and_unknown_routes(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = create_app(make_settings(max_content_length=10_000))
+    client = app.test_client()
+    wrong_type = client.post("/predict", data="image=1", content_type="text/plain")
+    assert wrong_type.status_code == 415
+    assert wrong_type.get_json()["error"] == "unsupported_media_type"
+    too_big = client.post("/predict", json={"images": [ZEROS] * 10})
+    assert too_big.status_code == 413
+    assert too_big.get_json()["message"] == "request body too large"
+    missing = client.get("/no/such/thing")
+    assert missing.status_code == 404
+    assert missing.get_json()["error"] == "not_found"
+    broken = client.post("/predict", data="{not json", content_type="application/json")
+    assert broken.status_code == 422
+    for response in (wrong_type, too_big, missing, broken):
+        text = response.get_data(as_text=True)
+        assert "Traceback" not in text
+        assert "/tmp" not in text
+
+
+def test_api_key_protects_predictions_not_health(make_settings: Callable[..., Settings]) -> None:
+    client = create_app(make_settings(api_key="s3cret")).test_client()
+    assert client.post("/predict", json={"image": ZEROS}).status_code == 401
+    wrong = client.post("/predict", json={"image": ZEROS}, headers={"X-API-Key": "nope"})
+    assert wrong.status_code == 401
+    right = client.post("/predict", json={"image": ZEROS}, headers={"X-API-Key": "s3cret"})
+    assert right.status_code == 200
+    assert client.post("/admin/reload", json={}).status_code == 401
+    for path in ("/health/live", "/health/ready", "/metrics", "/metadata"):
+        assert client.get(path).status_code == 200, path
+
+
+def test_not_ready_until_a_model_loads(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    client = create_app(make_settings(model_dir=tmp_path / "missing")).test_client()
+    assert client.get("/health/live").status_code == 200
+    ready = client.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.get_json()["error"] == "not_ready"
+    assert client.post("/predict", json={"image": ZEROS}).status_code == 503
+    assert client.get("/v2/health/ready").status_code == 503
+
+
+def test_metadata_reports_model_and_metrics(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    (tmp_path / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.9951, "loss": 0.1}}))
+    body = create_app(make_settings()).test_client().get("/metadata").get_json()
+    assert body["model_name"] == "mnist"
+    assert body["test_metrics"] == {"accuracy": 0.9951, "loss": 0.1}
+    assert body["input"]["shape"] == [-1, 28, 28]
+    assert body["output"]["shape"] == [-1, 10]
+
+
+def test_tfserving_and_v2_routes(client: FlaskClient) -> None:
+    tfs = client.post("/v1/models/mnist:predict", json={"instances": [digit(), ZEROS]})
+    assert tfs.status_code == 200
+    native = client.post("/predict", json={"images": [digit(), ZEROS]}).get_json()
+    assert np.allclose(tfs.get_json()["predictions"][0], native["predictions"][0]["probabilities"])
+    assert client.post("/v1/models/other:predict", json={"instances": [ZEROS]}).status_code == 404
+
+    v2 = client.post(
+        "/v2/models/mnist/infer",
+        json={
+            "inputs": [
+                {
+                    "name": "images",
+                    "shape": [1, 28, 28],
+                    "datatype": "UINT8",
+                    "data": np.array(digit()).ravel().tolist(),
+                }
+            ]
+        },
+    )
+    assert v2.status_code == 200
+    output = v2.get_json()["outputs"][0]
+    assert output["shape"] == [1, 10]
+    assert np.allclose(output["data"], native["predictions"][0]["probabilities"])
+    bad = client.post(
+        "/v2/models/mnist/infer",
+        json={"inputs": [{"name": "images", "shape": [1, 28], "datatype": "UINT8", "data": [0]}]},
+    )
+    assert bad.status_code == 422
+    assert client.get("/v2/models/mnist").get_json()["inputs"][0]["datatype"] == "UINT8"
+    assert client.get("/v2/models/mnist/ready").status_code == 200
+    assert client.get("/v2/models/other").status_code == 404
+
+
+def test_image_upload_is_normalised_like_mnist(client: FlaskClient) -> None:
+    # Dark digit on a large light background, as a photo of paper would be.
+    image = Image.new("L", (240, 320), color=230)
+    image.paste(40, (100, 60, 130, 260))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG")
+    response = client.post(
+        "/predict/image",
+        data={"file": (io.BytesIO(buffer.getvalue()), "digit.jpg")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 200, response.get_json()
+    assert len(response.get_json()["predictions"]) == 1
+    garbage = client.post(
+        "/predict/image",
+        data={"file": (io.BytesIO(b"not an image"), "x.png")},
+        content_type="multipart/form-data",
+    )
+    assert garbage.status_code == 422
+    assert garbage.get_json()["fields"][0]["field"] == "file"
+    assert client.post("/predict/image", json={"file": "x"}).status_code == 415
+
+
+def test_reload_refuses_a_broken_model_and_accepts_a_good_one(
+    client: FlaskClient, other_model: Path, tmp_path: Path
+) -> None:
+    before = client.get("/metadata").get_json()["model_version"]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"garbage")
+    refused = client.post("/admin/reload", json={"model_source": str(broken)})
+    assert refused.status_code == 409
+    assert str(tmp_path) not in refused.get_data(as_text=True)
+    assert client.get("/metadata").get_json()["model_version"] == before
+    assert client.post("/predict", json={"image": ZEROS}).status_code == 200
+
+    accepted = client.post("/admin/reload", json={"model_source": str(other_model)})
+    assert accepted.status_code == 200
+    after = accepted.get_json()["model_version"]
+    assert after != before
+    assert client.post("/predict", json={"image": ZEROS}).get_json()["model_version"] == after
+
+
+def test_every_answered_prediction_is_logged(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    app = create_app(settings)
+    client = app.test_client()
+    for _ in range(5):
+        client.post("/predict", json={"images": [digit(), ZEROS, ZEROS]})
+    client.post("/predict", json={"image": [[1]]})  # refused: not logged
+    app.extensions["mnist_service"].prediction_log.close()
+    with sqlite3.connect(settings.prediction_log) as db:
+        rows = db.execute("SELECT count(*), min(length(image)) FROM predictions").fetchone()
+    assert rows == (15, 784)
+
+
+def test_metrics_count_predictions_by_class(client: FlaskClient) -> None:
+    client.post("/predict", json={"images": [digit(), digit()]})
+    text = client.get("/metrics").get_data(as_text=True)
+    counted = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("mnist_predictions_total{")
+    ]
+    assert sum(counted) == 2
+    assert "mnist_prediction_confidence_bucket" in text
+    assert "mnist_model_load_seconds" in text
+    assert (
+        'flask_http_request_duration_seconds_count{method="POST",status="200",url_rule="/predict"}'
+        in text
+    )
+
+
+def test_openapi_document_and_swagger_ui(client: FlaskClient) -> None:
+    spec = client.get("/openapi/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.1")
+    assert {"/predict", "/predict/image", "/v2/models/{name}/infer"} <= set(spec["paths"])
+    assert client.get("/openapi/swagger").status_code == 200

@@ -1,0 +1,204 @@
+"""Real Gunicorn with 2 workers on a free loopback port, as ``make serve`` runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import tritonclient.http as triton
+
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+ZEROS = [[0] * 28 for _ in range(28)]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    prediction_log: Path
+    log_file: Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path, tiny_model: Path) -> Iterator[Server]:
+    port = free_port()
+    prom = tmp_path / "prometheus"
+    prom.mkdir()
+    env = {
+        **os.environ,
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
+        "MODEL_DIR": str(tiny_model),
+        "METRICS_FILE": str(tmp_path / "none.json"),
+        "PREDICTION_LOG": str(tmp_path / "predictions.db"),
+        "STATE_DIR": str(tmp_path / "state"),
+        "RELOAD_POLL_S": "0.2",
+        "PROMETHEUS_MULTIPROC_DIR": str(prom),
+    }
+    log_file = tmp_path / "gunicorn.log"
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py"],
+            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    ready = 0
+    while ready < 6:  # several answers in a row: both workers are up
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail("gunicorn did not become ready:\n" + log_file.read_text()[-3000:])
+        try:
+            ready = ready + 1 if requests.get(f"{url}/health/ready", timeout=2).ok else 0
+        except requests.RequestException:
+            time.sleep(0.3)
+    yield Server(url, process, tmp_path / "predictions.db", log_file)
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+def metric_sum(text: str, name: str) -> float:
+    pattern = re.compile(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", re.MULTILINE)
+    return sum(float(m.group(2)) for m in pattern.finditer(text))
+
+
+def test_predictions_errors_and_request_ids(server: Server) -> None:
+    ok = requests.post(f"{server.url}/predict", json={"images": [ZEROS, ZEROS]}, timeout=10)
+    assert ok.status_code == 200
+    assert len(ok.json()["predictions"]) == 2
+    assert requests.post(f"{server.url}/predict", data="x", timeout=10).status_code == 415
+    bad = requests.post(f"{server.url}/predict", json={"image": [[1]]}, timeout=10)
+    assert bad.status_code == 422
+    assert bad.json()["fields"][0]["field"] == "image"
+    assert requests.get(f"{server.url}/nope", timeout=10).status_code == 404
+    echoed = requests.get(f"{server.url}/health/live", headers={"X-Request-ID": "abc-1"}, timeout=5)
+    assert echoed.headers["X-Request-ID"] == "abc-1"
+    huge = requests.post(
+        f"{server.url}/predict",
+        data=b"{" + b" " * (9 * 1024 * 1024) + b"}",
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert huge.status_code == 413
+
+
+def test_metrics_are_monotonic_across_workers(server: Server) -> None:
+    session = requests.Session()
+    previous_requests = previous_predictions = -1.0
+    pids = set()
+    for _ in range(12):
+        for _ in range(3):
+            session.post(f"{server.url}/predict", json={"image": ZEROS}, timeout=10)
+        # A new connection each scrape, so scrapes land on different workers.
+        scrape = requests.get(f"{server.url}/metrics", timeout=10, headers={"Connection": "close"})
+        text = scrape.text
+        total = metric_sum(text, "flask_http_request_duration_seconds_count")
+        predictions = metric_sum(text, "mnist_predictions_total")
+        assert total >= previous_requests
+        assert predictions >= previous_predictions
+        previous_requests, previous_predictions = total, predictions
+        pids.update(re.findall(r'"pid": (\d+)', server.log_file.read_text()))
+    assert previous_predictions == 36
+    assert metric_sum(text, "mnist_model_info") >= 1
+
+
+def test_v2_protocol_with_tritonclient(server: Server) -> None:
+    client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
+    assert client.is_server_live()
+    assert client.is_server_ready()
+    assert client.is_model_ready("mnist")
+    metadata = client.get_model_metadata("mnist")
+    assert metadata["inputs"][0]["shape"] == [-1, 28, 28]
+    images = np.zeros((3, 28, 28), np.uint8)
+    images[0, 5:20, 12:16] = 255
+    tensor = triton.InferInput("images", list(images.shape), "UINT8")
+    tensor.set_data_from_numpy(images, binary_data=False)
+    wanted = triton.InferRequestedOutput("probabilities", binary_data=False)
+    result = client.infer("mnist", inputs=[tensor], outputs=[wanted])
+    probs = result.as_numpy("probabilities")
+    assert probs.shape == (3, 10)
+    native = requests.post(
+        f"{server.url}/predict", json={"images": images.tolist()}, timeout=10
+    ).json()
+    expected = [p["probabilities"] for p in native["predictions"]]
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+
+
+def test_reload_under_load_and_nothing_unlogged(server: Server, other_model: Path) -> None:
+    answered = 0
+    failures: list[str] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        nonlocal answered
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                r = session.post(f"{server.url}/predict", json={"image": ZEROS}, timeout=30)
+            except requests.RequestException as err:
+                failures.append(repr(err))
+                continue
+            if r.status_code != 200:
+                failures.append(f"{r.status_code} {r.text[:200]}")
+            else:
+                answered += 1
+                versions.add(r.json()["model_version"])
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    before = set(versions)
+    refused = requests.post(
+        f"{server.url}/admin/reload", json={"model_source": "/nonexistent"}, timeout=60
+    )
+    assert refused.status_code == 409
+    reloaded = requests.post(
+        f"{server.url}/admin/reload", json={"model_source": str(other_model)}, timeout=60
+    )
+    assert reloaded.status_code == 200
+    new_version = reloaded.json()["model_version"]
+    time.sleep(3)  # the other worker picks the reload up from the control file
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures[:5]
+    assert new_version not in before
+    seen_after = set()
+    for _ in range(10):
+        r = requests.post(
+            f"{server.url}/predict", json={"image": ZEROS}, headers={"Connection": "close"},
+            timeout=10,
+        )  # fmt: skip
+        seen_after.add(r.json()["model_version"])
+        answered += 1
+    assert seen_after == {new_version}  # both workers serve the new model
+
+    server.process.send_signal(signal.SIGTERM)  # clean shutdown drains the log writers
+    server.process.wait(timeout=60)
+    with sqlite3.connect(server.prediction_log) as db:
+        logged = db.execute("SELECT count(*) FROM predictions").fetchone()[0]
+    assert logged == answered
