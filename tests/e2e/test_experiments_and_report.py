@@ -1,0 +1,91 @@
+"""Experiments you can compare, and the pull-request report, in a temporary repository."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.project_repo import mlflow_query, run, set_params
+
+pytestmark = pytest.mark.slow
+
+
+def report(repo: Path, base: str) -> str:
+    run(
+        [sys.executable, "-m", "mnist_pipeline.report", "--base", base, "--out", "reports/pr"], repo
+    )
+    return (repo / "reports/pr/report.md").read_text()
+
+
+def commit(repo: Path, message: str) -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", message], repo)
+
+
+def test_report_on_a_branch_against_the_baseline(repo: Path) -> None:
+    run(["dvc", "repro"], repo)
+    commit(repo, "baseline run")
+    run(["git", "checkout", "-q", "-b", "more-epochs"], repo)
+    set_params(repo, train={"epochs": 2})
+    run(["dvc", "repro"], repo)
+
+    markdown = report(repo, "main")
+    assert "## Model report: workspace vs main" in markdown
+    assert re.search(
+        r"Verdict: \*\*(better|worse|unchanged)\*\*: test accuracy 0\.\d{4} -> ", markdown
+    )
+    row = next(line for line in markdown.splitlines() if line.startswith("| test.accuracy |"))
+    old, new, change = (cell.strip() for cell in row.strip("|").split("|")[1:4])
+    assert float(new) - float(old) == pytest.approx(float(change), abs=1e-6)
+    assert "| train.epochs | 1 | 2 |" in markdown
+    for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown):
+        assert (repo / "reports/pr" / image).stat().st_size > 1000, image
+
+
+def test_report_when_the_base_has_no_metrics(repo: Path) -> None:
+    run(["dvc", "repro"], repo)  # the only commit (the base) has no results yet
+    markdown = report(repo, "main")
+    assert "### No baseline" in markdown
+    assert "Verdict: **no baseline**" in markdown
+    assert (repo / "reports/pr/confusion.png").is_file()
+
+
+def test_unknown_base_is_one_line(repo: Path) -> None:
+    result = run_failing([sys.executable, "-m", "mnist_pipeline.report", "--base", "nope"], repo)
+    assert (
+        result == "mnist-report: error: unknown base revision 'nope'; fetch it (git fetch) first\n"
+    )
+
+
+def run_failing(cmd: list[str], repo: Path) -> str:
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
+    result = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    return result.stderr
+
+
+def test_queued_grid_runs_and_is_compared(repo: Path) -> None:
+    run(["dvc", "repro"], repo)
+    commit(repo, "baseline run")
+    run(["dvc", "exp", "run", "--queue", "-S", "train.epochs=2,3"], repo)
+    run(["dvc", "exp", "run", "--run-all"], repo)
+
+    table = run(["dvc", "exp", "show", "--csv", "--no-pager"], repo, stdout_only=True)
+    rows = [r for r in csv.DictReader(io.StringIO(table)) if r["Experiment"]]
+    assert sorted(r["train.epochs"] for r in rows) == ["2", "3"]
+    assert all(float(r["test.accuracy"]) > 0 for r in rows)
+    names = mlflow_query(
+        repo,
+        "e = c.get_experiment_by_name('mnist-classifier')\n"
+        "print(sorted(r.data.tags['dvc.exp_name'] for r in c.search_runs([e.experiment_id])"
+        " if 'dvc.exp_name' in r.data.tags))",
+    )
+    assert names == str(sorted(r["Experiment"] for r in rows))
