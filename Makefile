@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench
+.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ report: setup  ## Markdown report of metrics/params/plots vs BASE (default main)
 serve: setup  ## Serve the exported model with Gunicorn on http://127.0.0.1:8000 (2 workers).
 	mkdir -p var/prometheus
 	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus $(BIN)/gunicorn -c gunicorn.conf.py
+
+monitor: setup  ## Drift report of the service's recent predictions vs the reference (exit 1 = drift).
+	$(BIN)/mnist-monitor
 
 bench: setup  ## Pipeline benchmark: cold and no-op repro, per-stage time and memory (trains ~5 min).
 	$(BIN)/python scripts/bench_pipeline.py

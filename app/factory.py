@@ -15,6 +15,7 @@ from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
 
 from app import logs
+from app.drift_status import DriftStatus
 from app.errors import error_response, register_error_handlers, validation_error
 from app.metrics import ServiceMetrics
 from app.model import ModelHolder, ModelLoadError, ServingModel, load_model
@@ -145,5 +146,13 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
         except ModelLoadError as err:
             log.error("model not loaded; not ready", extra={"fields": {"reason": str(err)}})
         watcher.start()
+        drift = DriftStatus(
+            settings.drift_report,
+            metrics.drift_detected,
+            metrics.drift_share,
+            metrics.drift_checked,
+        )
+        drift.refresh()
+        drift.start(settings.drift_poll_s)
     atexit.register(prediction_log.close)
     return app

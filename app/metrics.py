@@ -70,6 +70,25 @@ class ServiceMetrics:
             multiprocess_mode="livemax",
         )
 
+        self.drift_detected = Gauge(
+            "mnist_drift_detected",
+            "1 when the latest drift report found drift (mnist-monitor), else 0",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.drift_share = Gauge(
+            "mnist_drift_share",
+            "Share of monitored columns that drifted in the latest drift report",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.drift_checked = Gauge(
+            "mnist_drift_report_timestamp_seconds",
+            "When the latest drift report was written (unix time)",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+
     def model_loaded(self, name: str, version: str, seconds: float) -> None:
         """Record a (re)load: the new model's info series is 1, the previous one's 0."""
         if self._serving is not None and self._serving != (name, version):

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     state_dir: Path = Path("var")
     reload_poll_s: float = Field(default=1.0, gt=0)
     tf_threads: int = Field(default=1, gt=0)
+    drift_report: Path = Path("reports/drift/drift.json")
+    drift_poll_s: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
 
     @property

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from mnist_pipeline.errors import PipelineError
 
-STAGES = ("fetch", "preprocess", "train", "evaluate", "register")
+STAGES = ("fetch", "preprocess", "train", "evaluate", "reference", "register")
 
 log = logging.getLogger("mnist_pipeline")
 

