@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor
+.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -72,6 +72,12 @@ test-fast: setup  ## Tests not marked slow.
 lock: setup  ## Rewrite requirements.lock from the current .venv.
 	{ head -n 2 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v -E "^pip=="; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
+
+lock-serve: setup  ## Rewrite requirements-serve.lock (the container's packages) within requirements.lock.
+	rm -rf .venv-serve && $(PYTHON) -m venv .venv-serve
+	.venv-serve/bin/pip install --quiet -r requirements-serve.in -c requirements.lock
+	{ head -n 2 requirements-serve.lock; .venv-serve/bin/pip freeze | grep -v -E "^pip=="; } > requirements-serve.lock.new
+	mv requirements-serve.lock.new requirements-serve.lock && rm -rf .venv-serve
 
 clean:  ## Remove caches (not data, models or .venv).
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* reports/coverage.xml

@@ -47,6 +47,8 @@ class ModelInfo:
 
 
 def _content_version(directory: Path) -> str:
+    # Contract with mnist_pipeline.saved_model.content_version (the drift reference records it):
+    # the service cannot import the training package, so the five lines live in both.
     digest = hashlib.sha256()
     for path in sorted((directory / "variables").glob("*")):
         digest.update(path.read_bytes())

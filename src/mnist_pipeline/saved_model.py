@@ -89,6 +89,9 @@ def load(path: Path = MODEL_DIR, batch_size: int = 1000) -> Predictor:
 def content_version(path: Path = MODEL_DIR) -> str:
     """The model's identity as the service reports it: a hash of its variables.
 
+    Must match ``app.model._content_version``: the monitor selects the logged predictions whose
+    version equals the reference's.
+
     Args:
         path: The SavedModel directory.
 

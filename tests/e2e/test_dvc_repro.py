@@ -23,7 +23,14 @@ pytestmark = pytest.mark.slow
 
 def test_repro_caches_and_reruns_only_what_changed(repo: Path) -> None:
     first = run(["dvc", "repro"], repo)
-    assert stages_run(first) == ["fetch", "preprocess", "train", "evaluate", "register"]
+    assert stages_run(first) == [
+        "fetch",
+        "preprocess",
+        "train",
+        "evaluate",
+        "reference",
+        "register",
+    ]
     assert (repo / "data/raw/mnist.npz").stat().st_size > 10_000_000  # the real 70,000 images
     assert (repo / "models/mnist/saved_model.pb").is_file()
     metrics = yaml.safe_load((repo / "reports/metrics.json").read_text())
@@ -50,7 +57,7 @@ def test_repro_caches_and_reruns_only_what_changed(repo: Path) -> None:
 
     set_params(repo, train={"epochs": 2})
     third = run(["dvc", "repro"], repo)
-    assert stages_run(third) == ["train", "evaluate", "register"]
+    assert stages_run(third) == ["train", "evaluate", "reference", "register"]
     assert mlflow_query(repo, count_runs) == "2"
     assert "Data and pipelines are up to date" in run(["dvc", "status"], repo)
     # What `dvc plots show` draws: two epochs of curves now.

@@ -202,3 +202,40 @@ def test_reload_under_load_and_nothing_unlogged(server: Server, other_model: Pat
     with sqlite3.connect(server.prediction_log) as db:
         logged = db.execute("SELECT count(*) FROM predictions").fetchone()[0]
     assert logged == answered
+
+
+def test_the_container_entrypoint_runs_outside_a_container(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "1",
+        "MODEL_DIR": str(tiny_model),
+        "PREDICTION_LOG": str(tmp_path / "predictions.db"),
+        "STATE_DIR": str(tmp_path / "state"),
+        "TMPDIR": str(tmp_path),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the entrypoint must create and export it
+    log = (tmp_path / "entrypoint.log").open("wb")
+    process = subprocess.Popen([str(PROJECT_ROOT / "docker/entrypoint.sh")], env=env,
+                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, (tmp_path / "entrypoint.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "entrypoint did not become ready"
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.3)
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert "mnist_model_info" in metrics
+        assert (tmp_path / "mnist-prometheus").is_dir()  # multiprocess mode was on
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        log.close()
