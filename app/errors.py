@@ -9,7 +9,7 @@ from flask import Flask, Response, g, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from app.state import NotReadyError
+from app.state import NotReadyError, state
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,17 @@ def error_response(
     response = jsonify(body)
     response.status_code = status
     return response
+
+
+def unknown_model(name: str) -> Response | None:
+    """A JSON 404 when a compatibility route names a model this service does not serve."""
+    if name != state().settings.model_name:
+        return error_response(
+            404,
+            "not_found",
+            f"unknown model name; this service serves {state().settings.model_name!r}",
+        )
+    return None
 
 
 def validation_error(err: ValidationError) -> Response:

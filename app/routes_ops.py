@@ -8,7 +8,7 @@ from flask import Response, current_app, jsonify
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from app.errors import error_response
+from app.errors import error_response, unknown_model
 from app.model import ModelLoadError
 from app.reload import ReloadWatcher, write_control
 from app.schemas import (
@@ -83,8 +83,8 @@ def v2_ready() -> Reply:
 def v2_model(path: ModelPath) -> Reply:
     """Open Inference Protocol V2 model metadata."""
     name = path.name
-    if name != state().settings.model_name:
-        return error_response(404, "not_found", "unknown model name")
+    if (missing := unknown_model(name)) is not None:
+        return missing
     info = state().model().info
     return jsonify(
         name=name,
@@ -102,8 +102,8 @@ def v2_model(path: ModelPath) -> Reply:
 def v2_model_ready(path: ModelPath) -> Reply:
     """Open Inference Protocol V2 model readiness."""
     name = path.name
-    if name != state().settings.model_name:
-        return error_response(404, "not_found", "unknown model name")
+    if (missing := unknown_model(name)) is not None:
+        return missing
     state().model()
     return jsonify(name=name, ready=True)
 

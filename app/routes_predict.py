@@ -10,7 +10,7 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from pydantic import BaseModel
 
-from app.errors import error_response
+from app.errors import error_response, unknown_model
 from app.image_input import ImageInputError, image_to_mnist
 from app.schemas import (
     ErrorResponse,
@@ -106,8 +106,8 @@ def predict_image(form: ImageForm) -> Reply:
 )
 def tfserving_predict(path: ModelPath, body: TFServingRequest) -> Reply:
     """TensorFlow Serving REST `predict` (row format): `{"instances": [28x28, ...]}`, uint8."""
-    if path.name != state().settings.model_name:
-        return error_response(404, "not_found", "unknown model name")
+    if (missing := unknown_model(path.name)) is not None:
+        return missing
     if (refused := _too_many(len(body.instances), "instances")) is not None:
         return refused
     try:
@@ -129,8 +129,8 @@ V2_TYPES = {"UINT8": "uint8", "FP32": "float", "FP64": "float", "INT32": "uint8"
 )
 def v2_infer(path: ModelPath, body: V2InferRequest) -> Reply:
     """Open Inference Protocol V2 `infer` (JSON tensors). UINT8 0-255, or FP32 0.0-1.0."""
-    if path.name != state().settings.model_name:
-        return error_response(404, "not_found", "unknown model name")
+    if (missing := unknown_model(path.name)) is not None:
+        return missing
     tensor = body.inputs[0]
     encoding = V2_TYPES.get(tensor.datatype)
     if encoding is None or len(tensor.shape) != 3 or tensor.shape[1:] != [28, 28]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -13,6 +14,14 @@ from mnist_pipeline.dataset import RawMnist, Split
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def variables_digest(model_dir: Path) -> str:
+    """SHA-256 over the exported model's variable files: equal means byte-identical weights."""
+    digest = hashlib.sha256()
+    for path in sorted((model_dir / "variables").iterdir()):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def make_digits(n: int, seed: int) -> Split:

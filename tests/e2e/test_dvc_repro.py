@@ -3,7 +3,6 @@
 Includes the real fetch through pip. Tiny ``preprocess.limit`` and one epoch keep it to a minute.
 """
 
-import hashlib
 import json
 import socket
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 import requests
 import yaml
 
+from tests.conftest import variables_digest
 from tests.e2e.project_repo import mlflow_query, run, set_params, stages_run
 
 pytestmark = pytest.mark.slow
@@ -137,16 +137,11 @@ def test_remote_tracking_server(repo: Path, mlflow_server: str) -> None:
     assert out.splitlines() == [f"1 1 {metrics['accuracy']}", "(2, 10)"]
 
 
-def variables_digest(repo: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted((repo / "models/mnist/variables").iterdir()):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 def test_forced_repro_twice_is_bit_for_bit(repo: Path) -> None:
     results = []
     for _ in range(2):
         run(["dvc", "repro", "-f"], repo)
-        results.append(((repo / "reports/metrics.json").read_bytes(), variables_digest(repo)))
+        results.append(
+            ((repo / "reports/metrics.json").read_bytes(), variables_digest(repo / "models/mnist"))
+        )
     assert results[0] == results[1]

@@ -1,6 +1,5 @@
 """Each stage's ``main`` on tiny data built in the test, writing real files."""
 
-import hashlib
 import json
 import os
 import subprocess
@@ -13,14 +12,8 @@ import tensorflow as tf
 
 from mnist_pipeline import saved_model
 from mnist_pipeline.errors import PipelineError
+from tests.conftest import variables_digest
 from tests.integration.stages import run_evaluate, run_preprocess, run_train
-
-
-def variables_digest(model_dir: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted((model_dir / "variables").iterdir()):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def test_preprocess_writes_splits_and_report(workdir: Path) -> None:
