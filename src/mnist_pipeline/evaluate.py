@@ -22,12 +22,14 @@ from sklearn.metrics import precision_recall_fscore_support
 from mnist_pipeline import saved_model, tracking
 from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.cli import run_stage
+from mnist_pipeline.compress import COMPRESSED_FILE, TfliteModel, single_image_latency_ms
 from mnist_pipeline.dataset import NUM_CLASSES, PREPARED_DIR, Split, load_split
 from mnist_pipeline.params import PARAMS_FILE, load_params
 
 log = logging.getLogger(__name__)
 
 METRICS_FILE = Path("reports/metrics.json")
+LATENCY_FILE = Path("reports/compression.json")
 CONFUSION_FILE = Path("reports/plots/confusion.json")
 MISTAKES_FILE = Path("reports/plots/mistakes.png")
 _DIGITS = 6  # rounding keeps metrics.json diffs readable and byte-stable
@@ -137,6 +139,11 @@ def draw_mistakes(
     plt.close(fig)
 
 
+def directory_size(path: Path) -> int:
+    """Total bytes of the files under ``path``."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
 def main(
     params_file: Path = PARAMS_FILE,
     data_dir: Path = PREPARED_DIR,
@@ -145,6 +152,8 @@ def main(
     confusion_file: Path = CONFUSION_FILE,
     mistakes_file: Path = MISTAKES_FILE,
     run_file: Path = tracking.RUN_FILE,
+    compressed_file: Path = COMPRESSED_FILE,
+    latency_file: Path = LATENCY_FILE,
 ) -> None:
     """Score the exported model on the test split and write metrics and plots.
 
@@ -156,12 +165,32 @@ def main(
         confusion_file: Where the confusion rows go.
         mistakes_file: Where the mistakes PNG goes.
         run_file: The pipeline's MLflow run id (from train); metrics and plots are added to it.
+        compressed_file: The int8-quantised TFLite copy, scored like the SavedModel.
+        latency_file: Size and single-image latency of both (kept out of metrics.json, which
+            must be byte-identical between runs of the same params).
     """
     params = load_params(params_file)
     test = load_split("test", data_dir)
     predict = saved_model.load(model_dir, params.evaluate.batch_size)
     probs = predict(test.x)
-    metrics = {"test": score(test.y, probs)}
+    metrics: dict[str, Any] = {"test": score(test.y, probs)}
+    compressed = TfliteModel(compressed_file)
+    int8_accuracy = score(test.y, compressed.predict(test.x))["accuracy"]
+    metrics["int8"] = {
+        "accuracy": int8_accuracy,
+        "accuracy_delta": round(int8_accuracy - metrics["test"]["accuracy"], _DIGITS),
+    }
+    one = test.x[:1]
+    # Sizes and timings vary by a few bytes / microseconds between identical runs (the SavedModel's
+    # graph holds generated function names): they live here, not in metrics.json.
+    latency = {
+        "size_bytes": {"savedmodel": directory_size(model_dir), "int8": compressed.size_bytes},
+        "single_image_ms": {
+            "savedmodel": single_image_latency_ms(predict, one),
+            "int8": single_image_latency_ms(compressed.predict, one),
+        },
+    }
+    write_text(latency_file, json.dumps(latency, indent=2) + "\n")
     write_text(metrics_file, json.dumps(metrics, indent=2) + "\n")
     rows = confusion_rows(test.y, probs.argmax(axis=1))
     write_text(confusion_file, json.dumps(rows, separators=(",", ":")) + "\n")
@@ -169,7 +198,7 @@ def main(
     draw_mistakes(test, probs, indices, mistakes_file)
     with tracking.attach(run_file):
         tracking.log_metrics(metrics)
-        for path in (metrics_file, confusion_file, mistakes_file):
+        for path in (metrics_file, confusion_file, mistakes_file, latency_file):
             tracking.log_artifact(path, "evaluation")
     log.info(
         "test accuracy %.4f, loss %.4f, macro F1 %.4f on %d images",

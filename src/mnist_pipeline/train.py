@@ -15,6 +15,7 @@ from dvclive import Live
 from mnist_pipeline import tracking
 from mnist_pipeline.augmentation import random_shift
 from mnist_pipeline.cli import run_stage
+from mnist_pipeline.compress import COMPRESSED_FILE, to_int8_tflite
 from mnist_pipeline.dataset import NUM_CLASSES, PREPARED_DIR, Split, load_split
 from mnist_pipeline.epoch_metrics import DvcLiveSink, EpochMetrics, EpochSink
 from mnist_pipeline.models import build_model
@@ -161,6 +162,7 @@ def main(
     model_dir: Path = MODEL_DIR,
     live_dir: Path = LIVE_DIR,
     run_file: Path = tracking.RUN_FILE,
+    compressed_file: Path = COMPRESSED_FILE,
 ) -> None:
     """Train on ``data/prepared`` and export ``models/mnist``; curves go to ``reports/train``.
 
@@ -172,6 +174,7 @@ def main(
         model_dir: Where the SavedModel goes.
         live_dir: DVCLive's directory (per-epoch metrics and their plots).
         run_file: Where the MLflow run id goes.
+        compressed_file: Where the int8-quantised TFLite copy goes.
     """
     params = load_params(params_file)
     train, val = load_split("train", data_dir), load_split("val", data_dir)
@@ -185,8 +188,12 @@ def main(
             live.summary["epochs_run"] = epochs_run
             live.summary["train_images_per_second"] = round(len(train) * epochs_run / seconds, 1)
         export(model, model_dir)
+        compressed_bytes = to_int8_tflite(model, compressed_file)
         tracking.log_artifacts(live_dir, "training")
-    log.info("trained in %.1f s; exported %s", seconds, model_dir)
+    log.info(
+        "trained in %.1f s; exported %s and %s (%d bytes)",
+        seconds, model_dir, compressed_file, compressed_bytes,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ def run_train(w: Path) -> None:
         w / "models/mnist",
         w / "reports/train",
         w / "reports/mlflow_run.json",
+        w / "models/mnist_int8.tflite",
     )
 
 
@@ -30,6 +31,8 @@ def run_evaluate(w: Path) -> None:
         w / "reports/plots/confusion.json",
         w / "reports/plots/mistakes.png",
         w / "reports/mlflow_run.json",
+        w / "models/mnist_int8.tflite",
+        w / "reports/compression.json",
     )
 
 

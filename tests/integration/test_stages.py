@@ -56,6 +56,12 @@ def test_train_then_evaluate_the_exported_model(workdir: Path) -> None:
     assert metrics["count"] == 200
     assert metrics["accuracy"] > 0.8  # the synthetic classes are easy to separate
     assert set(metrics["per_class"]) == {str(c) for c in range(10)}
+    # The int8 copy: scored like the SavedModel, several times smaller, close in accuracy.
+    everything = json.loads((workdir / "reports/metrics.json").read_text())
+    assert abs(everything["int8"]["accuracy_delta"]) <= 0.02
+    compression = json.loads((workdir / "reports/compression.json").read_text())
+    assert compression["size_bytes"]["int8"] * 2 < compression["size_bytes"]["savedmodel"]
+    assert set(compression["single_image_ms"]) == {"savedmodel", "int8"}
     rows = json.loads((workdir / "reports/plots/confusion.json").read_text())
     assert len(rows) == 200
     assert sum(r["actual"] != r["predicted"] for r in rows) == metrics["errors"]
