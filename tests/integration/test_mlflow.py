@@ -14,8 +14,8 @@ from mnist_pipeline import registry_cli, saved_model
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.registry import Registry
 from mnist_pipeline.tracking import connect
+from tests.conftest import free_port
 from tests.integration.stages import run_evaluate, run_preprocess, run_register, run_train
-from tests.integration.test_fetch_idx import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import pytest
 import requests
 import tritonclient.http as triton
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, free_port
 
 pytestmark = pytest.mark.slow
 ZEROS = [[0] * 28 for _ in range(28)]
@@ -32,12 +31,6 @@ class Server:
     process: subprocess.Popen[bytes]
     prediction_log: Path
     log_file: Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

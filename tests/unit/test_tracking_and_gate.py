@@ -16,7 +16,7 @@ from mnist_pipeline.tracking import (
     resolve_store,
     source_tags,
 )
-from tests.integration.test_fetch_idx import free_port
+from tests.conftest import free_port
 
 
 def test_gate_needs_the_floor_and_no_regression_beyond_tolerance() -> None:
