@@ -98,7 +98,7 @@ class PreprocessParams(_Section):
 class AugmentParams(_Section):
     """Cheap, label-preserving augmentation applied to training batches only."""
 
-    max_shift: int = Field(default=0, ge=0, le=6)
+    max_shift: int = Field(default=2, ge=0, le=6)
 
 
 class EarlyStoppingParams(_Section):
@@ -117,11 +117,11 @@ class TrainParams(_Section):
     optimizer: Literal["adam", "sgd"] = "adam"
     learning_rate: float = Field(default=3e-3, gt=0)
     lr_schedule: Literal["constant", "cosine"] = "cosine"
-    warmup_epochs: float = Field(default=0.0, ge=0)
+    warmup_epochs: float = Field(default=1.0, ge=0)
     dropout: float = Field(default=0.25, ge=0, lt=1)
     filters: int = Field(default=32, gt=0, description="cnn: filters of the first conv block")
     units: int = Field(default=128, gt=0, description="units of each hidden dense layer")
-    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    label_smoothing: float = Field(default=0.1, ge=0, lt=1)
     augment: AugmentParams = AugmentParams()
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
 

