@@ -42,3 +42,44 @@ def test_actions_are_pinned_by_commit() -> None:
             if "uses:" in line:
                 ref = line.split("uses:")[1].split("#")[0].strip()
                 assert len(ref.split("@")[1]) == 40, f"{workflow.name}: {ref} is not pinned"
+
+
+def test_ci_jobs_have_room_for_the_suite() -> None:
+    """CI's own budget for .ci/run is 90 minutes: the workflow must not kill it sooner."""
+    import yaml
+
+    jobs = yaml.safe_load((PROJECT_ROOT / ".github/workflows/ci.yml").read_text())["jobs"]
+    assert jobs["test"]["timeout-minutes"] >= 90
+
+
+CI_RUN = PROJECT_ROOT / ".ci/run"
+
+
+def _as_root(command: str, tmp_path: Path, uid: str | None) -> str:
+    """Run ``as_root COMMAND`` from .ci/run, as root or (uid given) as a user with sudo."""
+    helper = CI_RUN.read_text().split("as_root() {", 1)[1].split("\n}\n", 1)[0]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    path = "/usr/bin:/bin"
+    if uid is not None:  # what a GitHub runner has: a non-root id, and sudo on PATH
+        (bin_dir / "id").write_text(f"#!/bin/sh\necho {uid}\n")
+        (bin_dir / "sudo").write_text('#!/bin/sh\necho "sudo $*"\n')
+        for stub in bin_dir.iterdir():
+            stub.chmod(0o755)
+        path = f"{bin_dir}:{path}"
+    script = f"as_root() {{{helper}\n}}\nas_root {command}\n"
+    result = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, check=True, env={"PATH": path}
+    )
+    return result.stdout.strip()
+
+
+def test_ci_installs_through_sudo_when_not_root(tmp_path: Path) -> None:
+    assert _as_root("echo apt-get", tmp_path, uid="1001") == "sudo -n echo apt-get"
+    if subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() == "0":
+        assert _as_root("echo apt-get", tmp_path, uid=None) == "apt-get"
+    # Every system command in .ci/run goes through as_root.
+    for line in CI_RUN.read_text().splitlines():
+        code = line.split("#")[0]
+        if any(word in code for word in ("apt-get", "dpkg", "systemctl")):
+            assert "as_root" in code, f".ci/run calls a system command directly: {line.strip()}"
