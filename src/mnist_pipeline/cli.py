@@ -17,7 +17,7 @@ STAGES = ("fetch", "preprocess", "train", "evaluate", "reference", "register")
 log = logging.getLogger("mnist_pipeline")
 
 
-def run_stage(main: Callable[[], None], name: str) -> None:
+def run_stage(main: Callable[[], object], name: str) -> None:
     """Run a stage's ``main`` and turn failures the user can act on into one line and exit 1.
 
     Args:

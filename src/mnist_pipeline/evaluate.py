@@ -24,12 +24,12 @@ from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.cli import run_stage
 from mnist_pipeline.compress import COMPRESSED_FILE, TfliteModel, single_image_latency_ms
 from mnist_pipeline.dataset import NUM_CLASSES, PREPARED_DIR, Split, load_split
-from mnist_pipeline.params import PARAMS_FILE, load_params
+from mnist_pipeline.params import PARAMS_FILE, flatten, load_params
 
 log = logging.getLogger(__name__)
 
 METRICS_FILE = Path("reports/metrics.json")
-LATENCY_FILE = Path("reports/compression.json")
+SIZES_FILE = Path("reports/compression.json")
 CONFUSION_FILE = Path("reports/plots/confusion.json")
 MISTAKES_FILE = Path("reports/plots/mistakes.png")
 _DIGITS = 6  # rounding keeps metrics.json diffs readable and byte-stable
@@ -151,11 +151,13 @@ def main(
     metrics_file: Path = METRICS_FILE,
     confusion_file: Path = CONFUSION_FILE,
     mistakes_file: Path = MISTAKES_FILE,
-    run_file: Path = tracking.RUN_FILE,
     compressed_file: Path = COMPRESSED_FILE,
-    latency_file: Path = LATENCY_FILE,
+    sizes_file: Path = SIZES_FILE,
 ) -> None:
     """Score the exported model on the test split and write metrics and plots.
+
+    Every file written is a function of the model and the data (byte-identical on a re-run);
+    single-image latencies, which vary run to run, go to the MLflow run only.
 
     Args:
         params_file: The params file.
@@ -164,10 +166,8 @@ def main(
         metrics_file: Where the metrics JSON goes.
         confusion_file: Where the confusion rows go.
         mistakes_file: Where the mistakes PNG goes.
-        run_file: The pipeline's MLflow run id (from train); metrics and plots are added to it.
         compressed_file: The int8-quantised TFLite copy, scored like the SavedModel.
-        latency_file: Size and single-image latency of both (kept out of metrics.json, which
-            must be byte-identical between runs of the same params).
+        sizes_file: Bytes on disk of both models.
     """
     params = load_params(params_file)
     test = load_split("test", data_dir)
@@ -180,25 +180,22 @@ def main(
         "accuracy": int8_accuracy,
         "accuracy_delta": round(int8_accuracy - metrics["test"]["accuracy"], _DIGITS),
     }
+    sizes = {"size_bytes": {"savedmodel": directory_size(model_dir), "int8": compressed.size_bytes}}
     one = test.x[:1]
-    # Sizes and timings vary by a few bytes / microseconds between identical runs (the SavedModel's
-    # graph holds generated function names): they live here, not in metrics.json.
-    latency = {
-        "size_bytes": {"savedmodel": directory_size(model_dir), "int8": compressed.size_bytes},
-        "single_image_ms": {
-            "savedmodel": single_image_latency_ms(predict, one),
-            "int8": single_image_latency_ms(compressed.predict, one),
-        },
+    latency_ms = {
+        "savedmodel": single_image_latency_ms(predict, one),
+        "int8": single_image_latency_ms(compressed.predict, one),
     }
-    write_text(latency_file, json.dumps(latency, indent=2) + "\n")
+    write_text(sizes_file, json.dumps(sizes, indent=2) + "\n")
     write_text(metrics_file, json.dumps(metrics, indent=2) + "\n")
     rows = confusion_rows(test.y, probs.argmax(axis=1))
     write_text(confusion_file, json.dumps(rows, separators=(",", ":")) + "\n")
     indices = worst_mistakes(test.y, probs, params.evaluate.mistakes)
     draw_mistakes(test, probs, indices, mistakes_file)
-    with tracking.attach(run_file):
-        tracking.log_metrics(metrics)
-        for path in (metrics_file, confusion_file, mistakes_file, latency_file):
+    digest = saved_model.content_version(model_dir)
+    with tracking.model_run(params.tracking.experiment, digest, flatten(params)):
+        tracking.log_metrics({**metrics, **sizes, "single_image_ms": latency_ms})
+        for path in (metrics_file, confusion_file, mistakes_file, sizes_file):
             tracking.log_artifact(path, "evaluation")
     log.info(
         "test accuracy %.4f, loss %.4f, macro F1 %.4f on %d images",

@@ -22,21 +22,28 @@ _TRAINING_KEYS = (
 
 
 def render_model_card(
-    record: Mapping[str, Any], metrics: Mapping[str, Any], params: Mapping[str, str]
+    name: str,
+    digest: str,
+    metrics: Mapping[str, Any],
+    params: Mapping[str, str],
+    min_accuracy: float,
 ) -> str:
-    """Render ``reports/model_card.md``.
+    """Render ``reports/model_card.md``: the model itself, nothing that depends on a store.
+
+    Version numbers, aliases and the comparison with the serving model belong to one particular
+    MLflow store; they go into that store's version description (:func:`registry_section`), so
+    the committed card is the same bytes on every clone.
 
     Args:
-        record: The registry record (name, version, aliases, gate).
+        name: The registered model name.
+        digest: The model's content digest.
         metrics: The ``test`` section of ``reports/metrics.json``.
         params: Flattened params.
+        min_accuracy: ``register.min_accuracy``, the absolute floor of the quality gate.
 
     Returns:
         Markdown text.
     """
-    gate = record["gate"]
-    name, version = record["name"], record["version"]
-    aliases = ", ".join(f"`{a}`" for a, v in record["aliases"].items() if v == version) or "none"
     per_class = "\n".join(
         f"| {c} | {m['precision']:.4f} | {m['recall']:.4f} | {m['support']} |"
         for c, m in metrics["per_class"].items()
@@ -46,11 +53,12 @@ def render_model_card(
         f"| {metrics['errors']} / {metrics['count']} |"
     )
     settings = "\n".join(f"| `{k}` | {params[k]} |" for k in _TRAINING_KEYS if k in params)
-    return f"""# Model card: {name} v{version}
+    floor = "passed" if float(metrics["accuracy"]) >= min_accuracy else "not passed"
+    return f"""# Model card: {name} `{digest}`
 
 ## Model details
-- Registered model `{name}`, version {version}; aliases on this version: {aliases}.
-- MLflow run `{record["run_id"]}`.
+- Registered model `{name}`: in any MLflow store the pipeline ran against, this model is the
+  version tagged `model.digest` = `{digest}`, a hash of its weights (`mnist-registry list`).
 - Load with `mlflow.pyfunc.load_model("models:/{name}@production")`.
 - A Keras 3 `{params.get("train.arch", "?")}` network exported as a TensorFlow SavedModel. Input:
   `uint8[N,28,28]`, 0-255, white digit on black (MNIST convention). Output: `float32[N,10]`
@@ -74,7 +82,9 @@ Evaluated on the official 10,000 test images, never seen in training.
 |---|---|---|---|
 {per_class}
 
-Quality gate: **{"passed" if gate["passed"] else "not passed"}**, {gate["reason"]}.
+Quality floor (`register.min_accuracy` {min_accuracy:.4f}): **{floor}**. Whether this model
+serves also depends on the store's current production model: see the version's description in
+MLflow.
 
 ## Intended use
 Classifying single handwritten digits that look like MNIST: one centred digit, size-normalised
@@ -100,3 +110,23 @@ mnist-registry rollback            # production -> previous (run again to undo)
 mnist-registry promote VERSION     # put a given version in production
 ```
 """
+
+
+def registry_section(record: Mapping[str, Any]) -> str:
+    """The store-specific part of a registered version's description: version, aliases, gate.
+
+    Args:
+        record: The registration record (name, version, aliases, gate).
+
+    Returns:
+        Markdown text to append to the model card in the version's MLflow description.
+    """
+    version = record["version"]
+    aliases = ", ".join(f"`{a}`" for a, v in record["aliases"].items() if v == version) or "none"
+    gate = record["gate"]
+    verdict = "passed" if gate["passed"] else "not passed"
+    return (
+        f"## In this registry\n"
+        f"Version {version} of `{record['name']}` (MLflow run `{record['run_id']}`); aliases on "
+        f"this version: {aliases}.\n\nQuality gate: **{verdict}**, {gate['reason']}.\n"
+    )

@@ -1,8 +1,15 @@
 """Stage ``register``: log the exported SavedModel to MLflow, register it, apply the gate.
 
 Every registered version gets the ``candidate`` alias; it becomes ``production`` only when it
-passes the quality gate (see :func:`mnist_pipeline.registry.decide`). Re-running the stage for the
-same MLflow run reuses that run's version instead of registering a duplicate.
+passes the quality gate (see :func:`mnist_pipeline.registry.decide`).
+
+Its effect lives in an MLflow store that DVC cannot hash, so ``dvc.yaml`` marks the stage
+``always_changed``: it runs on every ``dvc repro``, also when DVC skipped ``train`` or restored it
+from the run-cache, and makes sure the current model is registered in the configured store
+exactly once. Registration is idempotent by content: a version whose ``model.digest`` tag equals
+the model's digest is reused, never duplicated. Its one DVC output, the model card, holds nothing
+store-specific (no version numbers), so it is the same bytes on every clone; the version, aliases
+and gate decision go to the store (tags and the version's description) and to the log.
 """
 
 from __future__ import annotations
@@ -20,14 +27,13 @@ from mnist_pipeline.cli import run_stage
 from mnist_pipeline.dataset import PREPARED_DIR, load_split
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.evaluate import METRICS_FILE
-from mnist_pipeline.model_card import render_model_card
+from mnist_pipeline.model_card import registry_section, render_model_card
+from mnist_pipeline.model_identity import DIGEST_TAG, MODEL_DIR, content_version
 from mnist_pipeline.params import PARAMS_FILE, Params, flatten, load_params
-from mnist_pipeline.registry import CANDIDATE, PRODUCTION, Registry, decide
-from mnist_pipeline.saved_model import MODEL_DIR
+from mnist_pipeline.registry import ACCURACY_TAG, CANDIDATE, PRODUCTION, Registry, decide
 
 log = logging.getLogger(__name__)
 
-REGISTRY_FILE = Path("reports/registry.json")
 MODEL_CARD_FILE = Path("reports/model_card.md")
 LOCK_FILE = Path("dvc.lock")
 PYFUNC_FILE = Path(__file__).with_name("mlflow_pyfunc.py")
@@ -92,36 +98,40 @@ def log_model(model_dir: Path, name: str, example: Any) -> str:  # noqa: ANN401 
 
 
 def register(
-    params: Params, metrics: dict[str, Any], model_dir: Path, data_dir: Path, run_file: Path
+    params: Params, metrics: dict[str, Any], model_dir: Path, data_dir: Path
 ) -> dict[str, Any]:
-    """Register (or reuse) the run's model version, set aliases, and return the record.
+    """Register (or reuse) the model's version in the configured store, set aliases and tags.
 
     Args:
         params: All params.
         metrics: The ``test`` section of ``reports/metrics.json``.
         model_dir: The exported SavedModel.
         data_dir: Prepared data (for the input example).
-        run_file: The train stage's MLflow run id file.
 
     Returns:
-        The content of ``reports/registry.json``.
+        The registration record: name, version, run id, aliases and the gate decision.
     """
     import mlflow
 
     name = params.register.model_name
+    digest = content_version(model_dir)
     accuracy = float(metrics["accuracy"])
-    with tracking.attach(run_file) as run:
+    with tracking.model_run(params.tracking.experiment, digest, flatten(params)) as run:
         run_id = run.info.run_id
+        if "test/accuracy" not in tracking.run_metrics(run_id):
+            # evaluate did not run against this store (skipped or restored by DVC).
+            tracking.log_metrics({"test": metrics})
         registry = Registry(name)
-        version = registry.version_for_run(run_id)
+        version = registry.version_for_model(digest, run_id)
         if version is None:
             example = load_split("test", data_dir).x[:2]
             version = log_model(model_dir, name, example)
-            log.info("registered %s version %s", name, version)
+            log.info("registered %s version %s (model %s)", name, version, digest)
         else:
-            log.info("run %s is already registered as %s v%s; reusing it", run_id, name, version)
+            log.info("model %s is already %s v%s; reusing it", digest, name, version)
         tags = {
             **tracking.source_tags(),
+            DIGEST_TAG: digest,
             "dvc.model_md5": model_md5(model_dir=model_dir),
             "run_id": run_id,
             **{f"test.{k}": str(metrics[k]) for k in ("accuracy", "loss", "f1_macro")},
@@ -131,8 +141,8 @@ def register(
         registry.set_alias(CANDIDATE, version)
         production = registry.alias(PRODUCTION)
         production_accuracy = (
-            float(production.tags["test.accuracy"])
-            if production is not None and "test.accuracy" in production.tags
+            float(production.tags[ACCURACY_TAG])
+            if production is not None and ACCURACY_TAG in production.tags
             else None
         )
         if production is not None and production.version == version:
@@ -151,10 +161,10 @@ def register(
     return {
         "name": name,
         "version": version,
+        "digest": digest,
         "run_id": run_id,
         "aliases": dict(sorted(aliases.items())),
         "gate": gate.as_dict(),
-        "model_uri": f"models:/{name}@{CANDIDATE}",
     }
 
 
@@ -163,20 +173,19 @@ def main(
     metrics_file: Path = METRICS_FILE,
     model_dir: Path = MODEL_DIR,
     data_dir: Path = PREPARED_DIR,
-    run_file: Path = tracking.RUN_FILE,
-    registry_file: Path = REGISTRY_FILE,
     card_file: Path = MODEL_CARD_FILE,
-) -> None:
-    """Register the exported model and write ``reports/registry.json`` and the model card.
+) -> dict[str, Any]:
+    """Register the exported model and write the (store-independent) model card.
 
     Args:
         params_file: The params file.
         metrics_file: Evaluate's metrics.
         model_dir: The exported SavedModel.
         data_dir: Prepared data.
-        run_file: The MLflow run id file from train.
-        registry_file: Where the registry record goes.
         card_file: Where the model card goes.
+
+    Returns:
+        The registration record (see :func:`register`).
     """
     params = load_params(params_file)
     try:
@@ -185,11 +194,22 @@ def main(
         raise PipelineError(f"{metrics_file}: missing or malformed; run evaluate") from None
     if not (model_dir / "saved_model.pb").is_file():
         raise PipelineError(f"{model_dir}: no SavedModel found; run the train stage (dvc repro)")
-    record = register(params, metrics, model_dir, data_dir, run_file)
-    card = render_model_card(record, metrics, flatten(params))
-    write_text(registry_file, json.dumps(record, indent=2) + "\n")
+    card = render_model_card(
+        params.register.model_name,
+        content_version(model_dir),
+        metrics,
+        flatten(params),
+        params.register.min_accuracy,
+    )
+    record = register(params, metrics, model_dir, data_dir)
+    Registry(record["name"]).describe(record["version"], card + "\n" + registry_section(record))
     write_text(card_file, card)
-    log.info("%s v%s: %s", record["name"], record["version"], record["gate"]["reason"])
+    log.info(
+        "%s v%s (model %s), aliases %s: %s",
+        record["name"], record["version"], record["digest"], record["aliases"],
+        record["gate"]["reason"],
+    )  # fmt: skip
+    return record
 
 
 if __name__ == "__main__":

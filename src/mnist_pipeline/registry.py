@@ -14,6 +14,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.model_identity import DIGEST_TAG
 
 CANDIDATE = "candidate"
 PRODUCTION = "production"
@@ -131,10 +132,29 @@ class Registry:
         ]
         return sorted(infos, key=lambda v: int(v.version), reverse=True)
 
-    def version_for_run(self, run_id: str) -> str | None:
-        """The version already registered from ``run_id``, if any (idempotent registration)."""
-        matches = [v.version for v in self.versions() if v.run_id == run_id]
-        return matches[0] if matches else None
+    def version_for_model(self, digest: str, run_id: str) -> str | None:
+        """The version that already holds the model ``digest``, if any (idempotent registration).
+
+        A version logged from ``run_id`` counts too: registering may have stopped after the
+        version was created and before it was tagged.
+
+        Args:
+            digest: The model's content digest (tag ``model.digest``).
+            run_id: The MLflow run that produced the model.
+
+        Returns:
+            The oldest such version, or None.
+        """
+        matches = [
+            v.version
+            for v in self.versions()
+            if v.tags.get(DIGEST_TAG) == digest or v.run_id == run_id
+        ]
+        return min(matches, key=int) if matches else None
+
+    def describe(self, version: str, description: str) -> None:
+        """Set the version's description (the model card, shown by the MLflow UI)."""
+        self.client.update_model_version(self.name, str(version), description=description)
 
     def alias(self, alias: str) -> VersionInfo | None:
         """The version holding ``alias``, or None."""

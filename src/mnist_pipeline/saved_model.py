@@ -19,8 +19,18 @@ import tensorflow as tf
 from mnist_pipeline.atomic import atomic_path
 from mnist_pipeline.dataset import IMAGE_SHAPE
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.model_identity import MODEL_DIR, content_version
 
-MODEL_DIR = Path("models/mnist")
+__all__ = [
+    "INPUT_SPEC",
+    "MODEL_DIR",
+    "Predictor",
+    "content_version",
+    "export",
+    "load",
+    "stabilise_fingerprint",
+]
+
 INPUT_SPEC = tf.TensorSpec([None, *IMAGE_SHAPE], tf.uint8, name="images")
 
 Predictor = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32]]
@@ -48,12 +58,42 @@ class _Serving(tf.Module):  # type: ignore[misc]
 def export(model: keras.Model, path: Path = MODEL_DIR) -> None:
     """Write ``model`` as a SavedModel with a ``serve`` endpoint taking uint8 images.
 
+    The directory is byte-stable: the same weights give the same files, so DVC records the same
+    hash for the same params and the run-cache can hand the model to another machine.
+
     Args:
         model: A model whose input is ``uint8[N,28,28]``.
         path: Destination directory, replaced atomically.
     """
     with atomic_path(path, directory=True) as tmp:
         tf.saved_model.save(_Serving(model), str(tmp))
+        stabilise_fingerprint(tmp)
+
+
+def stabilise_fingerprint(path: Path) -> None:
+    """Replace the random ``uuid`` in ``fingerprint.pb`` by one derived from the content.
+
+    TensorFlow writes a fresh random 128-bit id into every export, the only byte that differs
+    between two exports of the same weights. Every other field of the fingerprint is already a
+    hash of the content; the id becomes one too (of ``saved_model.pb`` and the variables), so the
+    file stays a valid fingerprint that ``tf.saved_model.experimental.read_fingerprint`` reads.
+
+    Args:
+        path: A SavedModel directory written by ``tf.saved_model.save``.
+    """
+    from tensorflow.core.protobuf import fingerprint_pb2
+
+    file = path / "fingerprint.pb"
+    if not file.is_file():  # older writers have none: nothing random to replace
+        return
+    digest = hashlib.sha256((path / "saved_model.pb").read_bytes())
+    for part in sorted((path / "variables").glob("*")):
+        digest.update(part.read_bytes())
+    fingerprint = fingerprint_pb2.FingerprintDef()
+    fingerprint.ParseFromString(file.read_bytes())
+    # TensorFlow's own ids are decimal 128-bit numbers; a fixed width keeps the size constant.
+    fingerprint.uuid = f"{int.from_bytes(digest.digest()[:16], 'big'):039d}"
+    file.write_bytes(fingerprint.SerializeToString(deterministic=True))
 
 
 def load(path: Path = MODEL_DIR, batch_size: int = 1000) -> Predictor:
@@ -84,21 +124,3 @@ def load(path: Path = MODEL_DIR, batch_size: int = 1000) -> Predictor:
         return np.concatenate(parts) if parts else np.zeros((0, 10), np.float32)
 
     return predict
-
-
-def content_version(path: Path = MODEL_DIR) -> str:
-    """The model's identity as the service reports it: a hash of its variables.
-
-    Must match ``app.model._content_version``: the monitor selects the logged predictions whose
-    version equals the reference's.
-
-    Args:
-        path: The SavedModel directory.
-
-    Returns:
-        ``sha256:`` and the first 12 hex digits of the variables files' hash.
-    """
-    digest = hashlib.sha256()
-    for file in sorted((path / "variables").glob("*")):
-        digest.update(file.read_bytes())
-    return "sha256:" + digest.hexdigest()[:12]

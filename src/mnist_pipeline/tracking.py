@@ -1,8 +1,12 @@
-"""Mirror each pipeline execution into one MLflow run.
+"""Mirror each pipeline execution into one MLflow run, found again by the model it produced.
 
-``train`` opens the run and writes its id to ``reports/mlflow_run.json`` (a DVC output);
-``evaluate`` and ``register`` attach to that run. A stage that DVC skips runs no code, so nothing
-is logged twice and no empty run is left behind.
+``train`` opens the run and tags it with the exported model's content digest
+(:data:`~mnist_pipeline.model_identity.DIGEST_TAG`). ``evaluate`` and ``register`` find the run by
+that digest, never by a run id in a file: a run id differs on every execution, so it cannot be a
+DVC output of a reproducible graph. When DVC restored ``train`` from its run-cache (or a pull
+brought the model), the store has no run for the digest yet, and the first later stage that runs
+opens one, tagged ``mirror.restored``, so every model that reaches the registry has its run.
+A stage that DVC skips runs no code, so nothing is logged twice.
 
 Where runs go: ``MLFLOW_TRACKING_URI`` from the environment (or a ``.env`` file at the repository
 root); without it an embedded SQLite store and artifact folder under the repository root. The root
@@ -12,7 +16,6 @@ copy, still write to the main repository's store.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -25,15 +28,15 @@ from typing import Any
 import requests
 from dotenv import load_dotenv
 
-from mnist_pipeline.atomic import write_text
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.model_identity import DIGEST_TAG
 
 log = logging.getLogger(__name__)
 
-RUN_FILE = Path("reports/mlflow_run.json")
 DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 PREFLIGHT_TIMEOUT_S = 5.0
+RESTORED_TAG = "mirror.restored"
 
 # A remote call must fail within bounded time instead of retrying for minutes (MLflow's
 # defaults: 7 retries with backoff, 120 s timeout). Users can still override both.
@@ -178,20 +181,15 @@ class MlflowSink:
 
 
 @contextmanager
-def pipeline_run(
-    experiment: str, params: Mapping[str, str], run_file: Path = RUN_FILE
-) -> Iterator[str]:
-    """Open the pipeline's MLflow run (train stage); record its id for the later stages.
-
-    The id file is written only when the block succeeds, so a failed train leaves none.
+def pipeline_run(experiment: str, params: Mapping[str, str]) -> Iterator[Any]:
+    """Open the pipeline's MLflow run (train stage); tag it with the model's digest at the end.
 
     Args:
         experiment: Experiment name.
         params: Flattened params to log.
-        run_file: Where the run id goes.
 
     Yields:
-        The run id.
+        The active MLflow run; the caller tags it with :func:`tag_model` once it has exported.
     """
     import mlflow
 
@@ -200,48 +198,76 @@ def pipeline_run(
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params(dict(params))
         mlflow.set_tags(source_tags())
-        yield run.info.run_id
-    record = {"run_id": run.info.run_id, "experiment": experiment, "tracking_uri": store.uri}
-    write_text(run_file, json.dumps(record, indent=2) + "\n")
+        yield run
     log.info("MLflow run %s in %s (%s)", run.info.run_id, experiment, store.uri)
 
 
-def read_run_id(run_file: Path = RUN_FILE) -> str:
-    """The run id written by the train stage.
+def tag_model(digest: str) -> None:
+    """Tag the active run with the content digest of the model it produced."""
+    import mlflow
+
+    mlflow.set_tag(DIGEST_TAG, digest)
+
+
+def find_model_run(experiment_id: str, digest: str) -> str | None:
+    """The newest run of the experiment that produced the model ``digest``, if any.
 
     Args:
-        run_file: The id file.
+        experiment_id: The experiment to search.
+        digest: The model's content digest.
 
     Returns:
-        The run id.
-
-    Raises:
-        PipelineError: If the file is missing or malformed.
+        The run id, or None when this store has no run for the model.
     """
-    try:
-        return str(json.loads(run_file.read_text(encoding="utf-8"))["run_id"])
-    except FileNotFoundError:
-        raise PipelineError(f"{run_file}: not found; run the train stage (dvc repro)") from None
-    except (ValueError, KeyError, TypeError):
-        raise PipelineError(f"{run_file}: malformed; re-run the train stage") from None
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{DIGEST_TAG}` = '{digest}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return str(runs[0].info.run_id) if runs else None
 
 
 @contextmanager
-def attach(run_file: Path = RUN_FILE) -> Iterator[Any]:
-    """Re-open the pipeline's run (evaluate, register) for more metrics and artifacts.
+def model_run(experiment: str, digest: str, params: Mapping[str, str]) -> Iterator[Any]:
+    """Re-open the run that produced the model ``digest`` (evaluate, register), or open one.
+
+    A new run is opened only when the store has none for the model: ``train`` was skipped or
+    restored by DVC (run-cache, pull) in a place whose store never saw it. That run gets the
+    params, the source tags and ``mirror.restored=true``.
 
     Args:
-        run_file: The id file written by train.
+        experiment: Experiment name.
+        digest: The model's content digest.
+        params: Flattened params, logged only on a newly opened run.
 
     Yields:
         The active MLflow run.
     """
     import mlflow
 
-    run_id = read_run_id(run_file)
-    connect()
-    with mlflow.start_run(run_id=run_id) as run:
+    store = connect()
+    experiment_id = ensure_experiment(experiment, store)
+    run_id = find_model_run(experiment_id, digest)
+    if run_id is not None:
+        with mlflow.start_run(run_id=run_id) as run:
+            yield run
+        return
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_params(dict(params))
+        mlflow.set_tags({**source_tags(), DIGEST_TAG: digest, RESTORED_TAG: "true"})
+        log.info("no MLflow run for model %s in %s: opened run %s", digest, store.uri,
+                 run.info.run_id)  # fmt: skip
         yield run
+
+
+def run_metrics(run_id: str) -> dict[str, float]:
+    """The latest value of every metric logged to ``run_id``."""
+    from mlflow.tracking import MlflowClient
+
+    return dict(MlflowClient().get_run(run_id).data.metrics)
 
 
 def flat_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:

@@ -20,7 +20,7 @@ from mnist_pipeline.dataset import NUM_CLASSES, PREPARED_DIR, Split, load_split
 from mnist_pipeline.epoch_metrics import DvcLiveSink, EpochMetrics, EpochSink
 from mnist_pipeline.models import build_model
 from mnist_pipeline.params import PARAMS_FILE, TrainParams, flatten, load_params
-from mnist_pipeline.saved_model import MODEL_DIR, export
+from mnist_pipeline.saved_model import MODEL_DIR, content_version, export
 
 log = logging.getLogger(__name__)
 
@@ -161,24 +161,24 @@ def main(
     data_dir: Path = PREPARED_DIR,
     model_dir: Path = MODEL_DIR,
     live_dir: Path = LIVE_DIR,
-    run_file: Path = tracking.RUN_FILE,
     compressed_file: Path = COMPRESSED_FILE,
 ) -> None:
     """Train on ``data/prepared`` and export ``models/mnist``; curves go to ``reports/train``.
 
-    Opens the pipeline's MLflow run; its id goes to ``run_file`` for evaluate and register.
+    Opens the pipeline's MLflow run and tags it with the exported model's digest, by which
+    evaluate and register find it. What varies from run to run (wall time, images/s) goes to
+    MLflow only: every file this stage writes is the same for the same params and data.
 
     Args:
         params_file: The params file.
         data_dir: The prepared splits.
         model_dir: Where the SavedModel goes.
         live_dir: DVCLive's directory (per-epoch metrics and their plots).
-        run_file: Where the MLflow run id goes.
         compressed_file: Where the int8-quantised TFLite copy goes.
     """
     params = load_params(params_file)
     train, val = load_split("train", data_dir), load_split("val", data_dir)
-    with tracking.pipeline_run(params.tracking.experiment, flatten(params), run_file):
+    with tracking.pipeline_run(params.tracking.experiment, flatten(params)):
         started = time.perf_counter()
         # dvcyaml=False: dvc.yaml is written by hand and declares these plots itself.
         with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
@@ -186,9 +186,15 @@ def main(
             model, epochs_run = fit(train, val, params.train, params.seed, sinks)
             seconds = time.perf_counter() - started
             live.summary["epochs_run"] = epochs_run
-            live.summary["train_images_per_second"] = round(len(train) * epochs_run / seconds, 1)
+        tracking.log_metrics(
+            {
+                "train_seconds": round(seconds, 1),
+                "train_images_per_second": round(len(train) * epochs_run / seconds, 1),
+            }
+        )
         export(model, model_dir)
         compressed_bytes = to_int8_tflite(model, compressed_file)
+        tracking.tag_model(content_version(model_dir))
         tracking.log_artifacts(live_dir, "training")
     log.info(
         "trained in %.1f s; exported %s and %s (%d bytes)",

@@ -19,6 +19,7 @@ COPY = [
     "params.yaml",
     "src",
     ".dvc/config",
+    ".dvc/.gitignore",
     ".dvcignore",
     ".gitignore",
     "data/.gitignore",

@@ -1,6 +1,7 @@
 """Run each stage's ``main`` inside a directory laid out like the repository."""
 
 from pathlib import Path
+from typing import Any
 
 from mnist_pipeline import evaluate, preprocess, register, train
 
@@ -17,7 +18,6 @@ def run_train(w: Path) -> None:
         w / "data/prepared",
         w / "models/mnist",
         w / "reports/train",
-        w / "reports/mlflow_run.json",
         w / "models/mnist_int8.tflite",
     )
 
@@ -30,19 +30,16 @@ def run_evaluate(w: Path) -> None:
         w / "reports/metrics.json",
         w / "reports/plots/confusion.json",
         w / "reports/plots/mistakes.png",
-        w / "reports/mlflow_run.json",
         w / "models/mnist_int8.tflite",
         w / "reports/compression.json",
     )
 
 
-def run_register(w: Path) -> None:
-    register.main(
+def run_register(w: Path) -> dict[str, Any]:
+    return register.main(
         w / "params.yaml",
         w / "reports/metrics.json",
         w / "models/mnist",
         w / "data/prepared",
-        w / "reports/mlflow_run.json",
-        w / "reports/registry.json",
         w / "reports/model_card.md",
     )

@@ -38,8 +38,7 @@ def set_params(w: Path, **sections: dict[str, object]) -> None:
 def full_run(w: Path) -> dict[str, object]:
     run_train(w)
     run_evaluate(w)
-    run_register(w)
-    return json.loads((w / "reports/registry.json").read_text())
+    return run_register(w)
 
 
 def test_one_run_per_pipeline_execution_with_everything(workdir: Path) -> None:
@@ -53,9 +52,10 @@ def test_one_run_per_pipeline_execution_with_everything(workdir: Path) -> None:
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 1
     run = runs[0]
-    assert (
-        run.info.run_id == json.loads((workdir / "reports/mlflow_run.json").read_text())["run_id"]
-    )
+    # Found by the model it produced: the run id is in no file of the workspace.
+    assert run.data.tags["model.digest"] == saved_model.content_version(workdir / "models/mnist")
+    assert run.info.run_id == record["run_id"]
+    assert "mirror.restored" not in run.data.tags
     assert run.data.params["train.epochs"] == "2"
     assert run.data.params["train.arch"] == "mlp"
     assert run.data.tags["git.commit"]
@@ -90,7 +90,14 @@ def test_one_run_per_pipeline_execution_with_everything(workdir: Path) -> None:
     assert tree_digest(local / inside) == tree_digest(workdir / "models/mnist")
     assert mlmodel["signature"]["inputs"]
     card = (workdir / "reports/model_card.md").read_text()
-    assert "# Model card: mnist-classifier v1" in card
+    digest = saved_model.content_version(workdir / "models/mnist")
+    assert card.startswith(f"# Model card: mnist-classifier `{digest}`")
+    assert "v1" not in card  # nothing store-specific
+    assert str(record["run_id"]) not in card
+    description = client.get_model_version("mnist-classifier", "1").description
+    assert description.startswith(card)
+    assert "Version 1 of `mnist-classifier`" in description
+    assert client.get_model_version("mnist-classifier", "1").tags["model.digest"] == digest
 
 
 def test_gate_rollback_and_idempotent_registration(
@@ -101,9 +108,12 @@ def test_gate_rollback_and_idempotent_registration(
     set_params(workdir, register={"min_accuracy": 0.5, "tolerance": 1.0})
     assert full_run(workdir)["aliases"]["production"] == "1"
 
-    # Registering the same run again reuses its version instead of adding a duplicate.
+    # Registering the same model again reuses its version instead of adding a duplicate.
     run_register(workdir)
     connect()
+    assert [v.version for v in Registry("mnist-classifier").versions()] == ["1"]
+    # So does a retrain that gives the same bytes: idempotent by content, not by run.
+    assert full_run(workdir)["version"] == "1"
     assert [v.version for v in Registry("mnist-classifier").versions()] == ["1"]
 
     # Passes the gate: promoted, v1 becomes previous.
@@ -154,4 +164,3 @@ def test_train_with_an_unreachable_server_fails_before_any_work(
     with pytest.raises(PipelineError, match=f"{uri} is unreachable"):
         run_train(workdir)
     assert not (workdir / "models").exists()
-    assert not (workdir / "reports/mlflow_run.json").exists()

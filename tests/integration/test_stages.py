@@ -1,5 +1,6 @@
 """Each stage's ``main`` on tiny data built in the test, writing real files."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -12,7 +13,6 @@ import tensorflow as tf
 
 from mnist_pipeline import saved_model
 from mnist_pipeline.errors import PipelineError
-from tests.conftest import variables_digest
 from tests.integration.stages import run_evaluate, run_preprocess, run_train
 
 
@@ -61,7 +61,7 @@ def test_train_then_evaluate_the_exported_model(workdir: Path) -> None:
     assert abs(everything["int8"]["accuracy_delta"]) <= 0.02
     compression = json.loads((workdir / "reports/compression.json").read_text())
     assert compression["size_bytes"]["int8"] * 2 < compression["size_bytes"]["savedmodel"]
-    assert set(compression["single_image_ms"]) == {"savedmodel", "int8"}
+    assert set(compression) == {"size_bytes"}  # latencies vary: MLflow only
     rows = json.loads((workdir / "reports/plots/confusion.json").read_text())
     assert len(rows) == 200
     assert sum(r["actual"] != r["predicted"] for r in rows) == metrics["errors"]
@@ -87,9 +87,20 @@ def test_same_params_give_the_same_model_and_metrics(workdir: Path) -> None:
     for _ in range(2):
         run_stage_process(workdir, "train")
         run_stage_process(workdir, "evaluate")
-        metrics = (workdir / "reports/metrics.json").read_bytes()
-        results.append((variables_digest(workdir / "models/mnist"), metrics))
+        # Every file of the model and of the reports, fingerprint.pb included.
+        results.append(
+            {
+                str(p.relative_to(workdir)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for top in ("models", "reports")
+                for p in sorted((workdir / top).rglob("*"))
+                if p.is_file()
+            }
+        )
+    assert "models/mnist/fingerprint.pb" in results[0]
     assert results[0] == results[1]
+    # Still a fingerprint TensorFlow reads, with a content-derived id.
+    fingerprint = tf.saved_model.experimental.read_fingerprint(str(workdir / "models/mnist"))
+    assert fingerprint.saved_model_checksum
 
 
 def test_evaluate_without_a_model_says_what_to_run(workdir: Path) -> None:

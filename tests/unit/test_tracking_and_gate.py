@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.model_card import render_model_card
+from mnist_pipeline.model_card import registry_section, render_model_card
 from mnist_pipeline.params import Params, flatten
 from mnist_pipeline.register import model_md5
 from mnist_pipeline.registry import decide
@@ -12,7 +12,6 @@ from mnist_pipeline.tracking import (
     Store,
     check_reachable,
     flat_metrics,
-    read_run_id,
     resolve_store,
     source_tags,
 )
@@ -61,17 +60,9 @@ def test_flattening_params_and_metrics() -> None:
     flat = flatten(Params())
     assert flat["train.epochs"] == "10"
     assert flat["preprocess.limit"] == "null"
-    assert flat["train.augment.max_shift"] == "0"
+    assert flat["train.augment.max_shift"] == "2"
     metrics = {"test": {"accuracy": 0.99, "per_class": {"3": {"recall": 0.5}}, "note": "x"}}
     assert flat_metrics(metrics) == {"test/accuracy": 0.99, "test/per_class/3/recall": 0.5}
-
-
-def test_run_id_file_errors(tmp_path: Path) -> None:
-    with pytest.raises(PipelineError, match="not found; run the train stage"):
-        read_run_id(tmp_path / "run.json")
-    (tmp_path / "run.json").write_text("{}")
-    with pytest.raises(PipelineError, match="malformed"):
-        read_run_id(tmp_path / "run.json")
 
 
 def test_source_tags_name_the_dvc_experiment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,7 +84,7 @@ def test_model_md5_from_dvc_lock(tmp_path: Path) -> None:
     assert model_md5(tmp_path / "missing.lock") == "unknown"
 
 
-def test_model_card_names_the_gate_and_rollback() -> None:
+def test_model_card_holds_nothing_store_specific() -> None:
     metrics = {
         "accuracy": 0.9951,
         "loss": 0.02,
@@ -104,6 +95,14 @@ def test_model_card_names_the_gate_and_rollback() -> None:
             str(c): {"precision": 1.0, "recall": 0.99, "support": 1000} for c in range(10)
         },
     }
+    card = render_model_card("mnist-classifier", "sha256:0123456789ab", metrics,
+                             flatten(Params()), 0.99)  # fmt: skip
+    assert card.startswith("# Model card: mnist-classifier `sha256:0123456789ab`")
+    assert "| 0.9951 | 0.0200 | 0.9950 | 49 / 10000 |" in card
+    assert "mnist-registry rollback" in card
+    assert "Quality floor (`register.min_accuracy` 0.9900): **passed**" in card
+    low = render_model_card("m", "sha256:x", {**metrics, "accuracy": 0.98}, {}, 0.99)
+    assert "**not passed**" in low
     record = {
         "name": "mnist-classifier",
         "version": "4",
@@ -111,9 +110,7 @@ def test_model_card_names_the_gate_and_rollback() -> None:
         "aliases": {"candidate": "4", "production": "4", "previous": "3"},
         "gate": decide(0.9951, 0.99, 0.001).as_dict(),
     }
-    card = render_model_card(record, metrics, flatten(Params()))
-    assert "# Model card: mnist-classifier v4" in card
-    assert "aliases on this version: `candidate`, `production`" in card
-    assert "| 0.9951 | 0.0200 | 0.9950 | 49 / 10000 |" in card
-    assert "mnist-registry rollback" in card
-    assert "Quality gate: **passed**" in card
+    section = registry_section(record)
+    assert "Version 4 of `mnist-classifier` (MLflow run `r1`)" in section
+    assert "aliases on this version: `candidate`, `production`" in section
+    assert "Quality gate: **passed**" in section
