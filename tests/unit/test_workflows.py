@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
@@ -26,14 +28,40 @@ def test_workflows_match_the_github_schema() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_zizmor_finds_nothing_high() -> None:
-    result = subprocess.run(
-        [str(BIN / "zizmor"), "--offline", "--format", "json", str(PROJECT_ROOT / ".github")],
+def zizmor(target: Path) -> subprocess.CompletedProcess[str]:
+    # --no-exit-codes: findings do not change the exit code, so anything but 0 is a failed audit.
+    return subprocess.run(
+        [str(BIN / "zizmor"), "--offline", "--no-exit-codes", "--format", "json", str(target)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    findings = json.loads(result.stdout or "[]")
-    high = [f for f in findings if f["determinations"]["severity"] == "High"]
-    assert not high, [f["ident"] for f in high]
+
+
+def high_findings(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The idents of zizmor's high-severity findings; a crashed or silent audit fails."""
+    assert result.returncode == 0, f"zizmor failed: {result.stderr[-2000:]}"
+    findings = json.loads(result.stdout)
+    return [f["ident"] for f in findings if f["determinations"]["severity"] == "High"]
+
+
+def test_zizmor_finds_nothing_high() -> None:
+    result = zizmor(PROJECT_ROOT / ".github")
+    for workflow in WORKFLOWS:  # it audited every workflow, not nothing
+        assert f"completed {workflow}" in result.stderr, workflow.name
+    assert not high_findings(result)
+
+
+def test_the_zizmor_check_can_fail(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match="zizmor failed"):
+        high_findings(zizmor(tmp_path / "missing"))
+    bad = tmp_path / ".github/workflows/bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(
+        "on: pull_request_target\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - uses: actions/checkout@v4\n        with:\n"
+        "          ref: ${{ github.event.pull_request.head.sha }}\n"
+        "      - run: echo ${{ github.event.pull_request.title }}\n"
+    )
+    assert high_findings(zizmor(tmp_path / ".github"))
 
 
 def test_actions_are_pinned_by_commit() -> None:
