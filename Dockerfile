@@ -25,7 +25,8 @@ ENV PYTHONUNBUFFERED=1 \
     MODEL_DIR=/srv/models/mnist \
     PREDICTION_LOG=/var/lib/mnist/predictions.db \
     STATE_DIR=/var/lib/mnist \
-    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
+    PYTHONPATH=/srv
 # uid 1000, no login shell, owns only the writable state directory.
 RUN useradd --uid 1000 --create-home --shell /usr/sbin/nologin app \
     && mkdir -p /var/lib/mnist /tmp/prometheus && chown app:app /var/lib/mnist /tmp/prometheus
@@ -33,6 +34,8 @@ COPY --from=build /opt/venv /opt/venv
 COPY --from=model /srv/models /srv/models
 WORKDIR /srv
 COPY --chown=root:root app/ /srv/app/
+# The contracts the service shares with the pipeline (no training code comes along).
+COPY --chown=root:root src/mnist_contracts/ /srv/mnist_contracts/
 COPY --chown=root:root gunicorn.conf.py docker/entrypoint.sh /srv/
 USER 1000
 EXPOSE 8000

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from prometheus_client import Gauge
 
+from mnist_contracts.drift import DriftReport
+
 log = logging.getLogger(__name__)
 
 
@@ -31,7 +33,7 @@ class DriftStatus:
             mtime = self.path.stat().st_mtime
             if mtime == self._mtime:
                 return
-            report = json.loads(self.path.read_text())
+            report: DriftReport = json.loads(self.path.read_text())
             self.detected.set(1.0 if report["drift"] else 0.0)
             self.share.set(float(report["drifted_share"]))
             self.checked.set(mtime)

@@ -8,6 +8,7 @@ import logging
 import re
 import time
 import uuid
+from pathlib import Path
 
 import tensorflow as tf
 from flask import Response, g, request
@@ -25,6 +26,7 @@ from app.routes_ops import bp as ops_bp
 from app.routes_predict import bp as predict_bp
 from app.settings import Settings
 from app.state import EXTENSION, ServiceState
+from mnist_contracts.settings import load_env
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,9 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
     Returns:
         The Flask (OpenAPI) application.
     """
-    settings = settings or Settings()
+    if settings is None:
+        load_env(Path.cwd())
+        settings = Settings()
     logs.configure(settings.log_level)
     _configure_tensorflow(settings.tf_threads)
     app = OpenAPI(

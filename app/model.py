@@ -7,7 +7,6 @@ atomically, so a model that fails to load or to warm up never replaces the one s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -18,11 +17,17 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import tensorflow as tf
+
+from mnist_contracts.model import (
+    IMAGE_SHAPE,
+    NUM_CLASSES,
+    NotAModelError,
+    content_version,
+    load_serve,
+)
+from mnist_contracts.tags import GIT_COMMIT_TAG, METRIC_PREFIX
 
 log = logging.getLogger(__name__)
-
-NUM_CLASSES = 10
 
 
 class ModelLoadError(Exception):
@@ -44,15 +49,6 @@ class ModelInfo:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
-
-
-def _content_version(directory: Path) -> str:
-    # Contract with mnist_pipeline.saved_model.content_version (the drift reference records it):
-    # the service cannot import the training package, so the five lines live in both.
-    digest = hashlib.sha256()
-    for path in sorted((directory / "variables").glob("*")):
-        digest.update(path.read_bytes())
-    return "sha256:" + digest.hexdigest()[:12]
 
 
 def _resolve_mlflow(uri: str) -> tuple[Path, dict[str, Any]]:
@@ -77,8 +73,12 @@ def _resolve_mlflow(uri: str) -> tuple[Path, dict[str, Any]]:
         facts = {
             "name": version.name,
             "version": str(version.version),
-            "git_commit": tags.get("git.commit", "unknown"),
-            "metrics": {k: float(v) for k, v in tags.items() if k.startswith("test.")},
+            "git_commit": tags.get(GIT_COMMIT_TAG, "unknown"),
+            "metrics": {
+                k.removeprefix(METRIC_PREFIX): float(v)
+                for k, v in tags.items()
+                if k.startswith(METRIC_PREFIX)
+            },
         }
     return local / inside, facts
 
@@ -87,19 +87,15 @@ class ServingModel:
     """A loaded SavedModel plus what is known about it."""
 
     def __init__(self, directory: Path, info: ModelInfo) -> None:
-        self._loaded = tf.saved_model.load(str(directory))
-        if not hasattr(self._loaded, "serve"):
-            raise ModelLoadError(f"{directory} has no 'serve' function")
-        # The concrete function skips tf.function's per-call signature binding and trace lookup:
-        # measured here, that dispatch cost as much as the CNN's forward pass for one image.
-        self._serve = self._loaded.serve.get_concrete_function(
-            tf.TensorSpec([None, 28, 28], tf.uint8)
-        )
+        try:
+            self._serve = load_serve(directory)
+        except NotAModelError as err:
+            raise ModelLoadError(str(err)) from None
         self.info = info
 
     def predict(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """Class probabilities ``float32[N,10]`` for ``uint8[N,28,28]`` images."""
-        return np.asarray(self._serve(tf.constant(images, dtype=tf.uint8)).numpy())
+        return self._serve(images)
 
     def warm_up(self) -> None:
         """Trace the function for the shapes we serve and check its output is probabilities.
@@ -109,7 +105,7 @@ class ServingModel:
         """
         rng = np.random.default_rng(0)
         for n in (1, 8):
-            probs = self.predict(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+            probs = self.predict(rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8))
             ok = (
                 probs.shape == (n, NUM_CLASSES)
                 and bool(np.all(np.isfinite(probs)))
@@ -148,7 +144,7 @@ def load_model(source: str, name: str, metrics_file: Path | None = None) -> Serv
             raise ModelLoadError(f"no SavedModel at {directory}")
         info = ModelInfo(
             name=facts.get("name", name),
-            version=facts.get("version") or _content_version(directory),
+            version=facts.get("version") or content_version(directory),
             source=source,
             git_commit=facts.get("git_commit", "unknown"),
             metrics=facts.get("metrics", {}),

@@ -1,5 +1,7 @@
 """Every answered prediction, recorded off the request's hot path for drift monitoring.
 
+The table is the contract's (:mod:`mnist_contracts.prediction_log`), which the monitor reads.
+
 Requests put a small tuple on a queue; one writer thread per worker batches them into SQLite
 (WAL mode, so several workers can share the file). ``close()`` drains the queue, so a clean
 shutdown loses nothing: logged rows == answered predictions.
@@ -18,19 +20,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from mnist_contracts.model import IMAGE_BYTES
+from mnist_contracts.prediction_log import INSERT, connect
+
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS predictions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,              -- unix time of the answer
-    model_version TEXT NOT NULL,
-    predicted_class INTEGER NOT NULL,
-    confidence REAL NOT NULL,
-    image BLOB NOT NULL,           -- 784 bytes: the uint8 28x28 input, row-major
-    worker_pid INTEGER NOT NULL
-)
-"""
 _STOP = object()
 _Batch = tuple[float, str, list[int], list[float], bytes]
 
@@ -65,15 +59,8 @@ class PredictionLog:
         self._ensure_writer()
         self._queue.put((time.time(), version, classes, confidences, images.tobytes()))
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(SCHEMA)
-        return db
-
     def _write_loop(self) -> None:
-        db = self._connect()
+        db = connect(self.path)
         pid = os.getpid()
         stop = False
         while not stop:
@@ -91,18 +78,14 @@ class PredictionLog:
                 except queue.Empty:
                     break
             rows = [
-                (ts, version, cls, conf, blob[i * 784 : (i + 1) * 784], pid)
+                (ts, version, cls, conf, blob[i * IMAGE_BYTES : (i + 1) * IMAGE_BYTES], pid)
                 for ts, version, classes, confs, blob in batch
                 for i, (cls, conf) in enumerate(zip(classes, confs, strict=True))
             ]
             if rows:
                 try:
                     with db:
-                        db.executemany(
-                            "INSERT INTO predictions (ts, model_version, predicted_class,"
-                            " confidence, image, worker_pid) VALUES (?, ?, ?, ?, ?, ?)",
-                            rows,
-                        )
+                        db.executemany(INSERT, rows)
                     self.written += len(rows)
                 except sqlite3.Error:
                     log.exception(

@@ -24,13 +24,14 @@ from app.schemas import (
     V2Ready,
 )
 from app.state import state
+from mnist_contracts.model import IMAGE_SHAPE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
 
 log = logging.getLogger(__name__)
 ops_tag = Tag(name="operations", description="Health, metadata, reload")
 bp = APIBlueprint("ops", __name__, abp_tags=[ops_tag])
 
-INPUT_SCHEMA = {"name": "images", "datatype": "UINT8", "shape": [-1, 28, 28]}
-OUTPUT_SCHEMA = {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]}
+INPUT_SCHEMA = {"name": INPUT_NAME, "datatype": "UINT8", "shape": [-1, *IMAGE_SHAPE]}
+OUTPUT_SCHEMA = {"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, NUM_CLASSES]}
 Reply = Response
 
 

@@ -25,6 +25,7 @@ from app.schemas import (
     to_uint8,
 )
 from app.state import state
+from mnist_contracts.model import IMAGE_SHAPE
 
 predict_tag = Tag(name="predict", description="Classify digits")
 compat_tag = Tag(name="compatibility", description="TF Serving and Open Inference Protocol V2")
@@ -133,7 +134,7 @@ def v2_infer(path: ModelPath, body: V2InferRequest) -> Reply:
         return missing
     tensor = body.inputs[0]
     encoding = V2_TYPES.get(tensor.datatype)
-    if encoding is None or len(tensor.shape) != 3 or tensor.shape[1:] != [28, 28]:
+    if encoding is None or len(tensor.shape) != 3 or tensor.shape[1:] != list(IMAGE_SHAPE):
         message = "expects one input of shape [N,28,28], datatype UINT8 or FP32"
         return error_response(422, "invalid_request", message,
                               [{"field": "inputs.0", "message": message}])  # fmt: skip

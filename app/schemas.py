@@ -14,6 +14,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
+from mnist_contracts.model import IMAGE_SHAPE
+
 _ROW = {"type": "array", "items": {"type": "number"}, "minItems": 28, "maxItems": 28}
 _IMAGE = {"type": "array", "items": _ROW, "minItems": 28, "maxItems": 28}
 ImageJson = Annotated[list[Any], WithJsonSchema(_IMAGE)]
@@ -40,7 +42,7 @@ def to_uint8(value: object, encoding: Encoding, ndim: int) -> npt.NDArray[np.uin
     except (ValueError, TypeError):
         raise ValueError("must be numbers in nested arrays of equal length") from None
     expected = "28x28" if ndim == 2 else "N x 28 x 28"
-    if array.ndim != ndim or array.shape[-2:] != (28, 28) or array.size == 0:
+    if array.ndim != ndim or array.shape[-2:] != IMAGE_SHAPE or array.size == 0:
         raise ValueError(f"must be {expected}, got shape {list(array.shape)}")
     if not np.all(np.isfinite(array)):
         raise ValueError("must not contain NaN or infinity")

@@ -7,27 +7,33 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mnist_contracts import paths
+
 
 class Settings(BaseSettings):
-    """Everything the service can be told; each field is read from the upper-case env var."""
+    """Everything the service can be told; each field is read from the upper-case env var.
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", protected_namespaces=())
+    ``.env`` is exported into the environment first (:func:`mnist_contracts.settings.load_env`,
+    as the pipeline does), so it reaches MLflow's own variables too, not only these fields.
+    """
 
-    model_dir: Path = Path("models/mnist")
+    model_config = SettingsConfigDict(extra="ignore", protected_namespaces=())
+
+    model_dir: Path = paths.MODEL_DIR
     model_uri: str | None = Field(
         default=None, description="MLflow URI, e.g. models:/mnist-classifier@production"
     )
     model_name: str = "mnist"
-    metrics_file: Path = Path("reports/metrics.json")
+    metrics_file: Path = paths.METRICS_FILE
     max_images: int = Field(default=256, gt=0)
     max_content_length: int = Field(default=8 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
     api_key: SecretStr | None = None
-    prediction_log: Path = Path("var/predictions.db")
-    state_dir: Path = Path("var")
+    prediction_log: Path = paths.PREDICTION_LOG
+    state_dir: Path = paths.STATE_DIR
     reload_poll_s: float = Field(default=1.0, gt=0)
     tf_threads: int = Field(default=1, gt=0)
-    drift_report: Path = Path("reports/drift/drift.json")
+    drift_report: Path = paths.DRIFT_REPORT
     drift_poll_s: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
 

@@ -87,16 +87,19 @@ def wrk(url: str, body: Path | None, connections: int, seconds: int, lua: Path) 
 
 
 def in_process_images_per_s(model_dir: Path, batch: int = 256, rounds: int = 40) -> float:
-    """Images/s of the SavedModel's serve function called directly, batch 256."""
-    import tensorflow as tf
+    """Images/s of the SavedModel's serve function called directly, batch 256.
 
-    loaded = tf.saved_model.load(str(model_dir))
-    images = tf.constant(np.random.default_rng(0).integers(0, 256, (batch, 28, 28), np.uint8))
+    Through the same contract the service uses (:func:`mnist_contracts.model.load_serve`).
+    """
+    from mnist_contracts.model import IMAGE_SHAPE, load_serve
+
+    serve = load_serve(model_dir)
+    images = np.random.default_rng(0).integers(0, 256, (batch, *IMAGE_SHAPE), np.uint8)
     for _ in range(5):
-        loaded.serve(images)
+        serve(images)
     started = time.perf_counter()
     for _ in range(rounds):
-        loaded.serve(images).numpy()
+        serve(images)
     return batch * rounds / (time.perf_counter() - started)
 
 

@@ -20,7 +20,7 @@ from scipy import ndimage
 from mnist_pipeline import saved_model
 from mnist_pipeline.dataset import load_split
 from mnist_pipeline.drift_features import drift_frame
-from mnist_pipeline.monitor import load_reference, run_report, summarise
+from mnist_pipeline.ops.monitor import load_reference, run_report, summarise
 from mnist_pipeline.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,9 +10,10 @@ import logging
 import sys
 from collections.abc import Callable
 
+from mnist_contracts import paths
 from mnist_pipeline.errors import PipelineError
 
-STAGES = ("fetch", "preprocess", "train", "evaluate", "reference", "register")
+STAGES = tuple(paths.STAGES)
 
 log = logging.getLogger("mnist_pipeline")
 
@@ -45,5 +46,5 @@ def main(argv: list[str] | None = None) -> None:
     if len(args) != 1 or args[0] not in STAGES:
         print(f"usage: mnist-pipeline {{{','.join(STAGES)}}}", file=sys.stderr)
         sys.exit(2)
-    module = importlib.import_module(f"mnist_pipeline.{args[0]}")
+    module = importlib.import_module(f"mnist_pipeline.stages.{args[0]}")
     run_stage(module.main, args[0])

@@ -22,10 +22,8 @@ import tensorflow as tf
 from mnist_pipeline.atomic import atomic_path
 from mnist_pipeline.errors import PipelineError
 
-COMPRESSED_FILE = Path("models/mnist_int8.tflite")
 
-
-def to_int8_tflite(model: keras.Model, path: Path = COMPRESSED_FILE) -> int:
+def to_int8_tflite(model: keras.Model, path: Path) -> int:
     """Convert with dynamic-range int8 quantisation and write the flatbuffer atomically.
 
     Args:
@@ -46,7 +44,7 @@ def to_int8_tflite(model: keras.Model, path: Path = COMPRESSED_FILE) -> int:
 class TfliteModel:
     """The quantised model behind the same ``uint8[N,28,28] -> float32[N,10]`` contract."""
 
-    def __init__(self, path: Path = COMPRESSED_FILE) -> None:
+    def __init__(self, path: Path) -> None:
         if not path.is_file():
             raise PipelineError(f"{path}: no compressed model; run the train stage (dvc repro)")
         with warnings.catch_warnings():  # tf.lite.Interpreter is deprecated in favour of LiteRT

@@ -17,13 +17,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from mnist_contracts.model import IMAGE_SHAPE, NUM_CLASSES
 from mnist_pipeline.atomic import atomic_path
 from mnist_pipeline.errors import PipelineError
 
-NUM_CLASSES = 10
-IMAGE_SHAPE = (28, 28)
-RAW_FILE = Path("data/raw/mnist.npz")
-PREPARED_DIR = Path("data/prepared")
+__all__ = ["IMAGE_SHAPE", "NUM_CLASSES", "RawMnist", "Split"]
 SPLITS = ("train", "val", "test")
 OFFICIAL_TRAIN_SIZE = 60_000
 OFFICIAL_TEST_SIZE = 10_000
@@ -112,7 +110,7 @@ def class_counts(labels: Labels) -> list[int]:
     return [int(c) for c in np.bincount(labels, minlength=NUM_CLASSES)]
 
 
-def save_raw(raw: RawMnist, path: Path = RAW_FILE) -> None:
+def save_raw(raw: RawMnist, path: Path) -> None:
     """Validate and atomically write the raw set.
 
     Args:
@@ -137,7 +135,7 @@ def _load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, npt.NDArray[np.uin
         raise PipelineError(f"{path}: not a valid data file ({err}); re-run dvc repro") from None
 
 
-def load_raw(path: Path = RAW_FILE) -> RawMnist:
+def load_raw(path: Path) -> RawMnist:
     """Read the raw set written by the fetch stage.
 
     Args:
@@ -163,7 +161,7 @@ def save_split(split: Split, path: Path) -> None:
         np.savez(fh, x=split.x, y=split.y)
 
 
-def load_split(name: str, directory: Path = PREPARED_DIR) -> Split:
+def load_split(name: str, directory: Path) -> Split:
     """Read and validate one prepared split.
 
     Args:

@@ -1,15 +1,18 @@
 """The MLflow pyfunc wrapper around the exported SavedModel (logged as "model from code").
 
-MLflow copies this file into the logged model, so loading ``models:/NAME@ALIAS`` needs only
-mlflow, numpy and tensorflow, not this package. The SavedModel directory is logged as the
-artifact ``saved_model``, byte for byte, and ``predict`` calls its ``serve`` function directly.
+MLflow copies this file into the logged model, and the ``mnist_contracts`` package with it
+(``code_paths``), so loading ``models:/NAME@ALIAS`` needs mlflow, numpy and tensorflow, not the
+training package. The SavedModel directory is logged as the artifact ``saved_model``, byte for
+byte, and ``predict`` calls its ``serve`` function through the same contract as the service.
 """
 
+from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
-import tensorflow as tf
+
+from mnist_contracts.model import IMAGE_SHAPE, INPUT_NAME, ServeFunction, load_serve
 
 
 class SavedModelClassifier(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
@@ -17,7 +20,7 @@ class SavedModelClassifier(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
 
     def load_context(self, context: Any) -> None:  # noqa: ANN401 - mlflow's context is untyped
         """Load the SavedModel once per process."""
-        self._model = tf.saved_model.load(context.artifacts["saved_model"])
+        self._serve: ServeFunction = load_serve(Path(context.artifacts["saved_model"]))
 
     def predict(
         self,
@@ -27,9 +30,9 @@ class SavedModelClassifier(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
     ) -> np.ndarray:
         """Class probabilities for a batch of uint8 images."""
         if isinstance(model_input, dict):  # the signature names its one input "images"
-            model_input = model_input["images"]
-        images = np.asarray(model_input, dtype=np.uint8).reshape(-1, 28, 28)
-        return np.asarray(self._model.serve(tf.constant(images)).numpy())
+            model_input = model_input[INPUT_NAME]
+        images = np.asarray(model_input, dtype=np.uint8).reshape(-1, *IMAGE_SHAPE)
+        return self._serve(images)
 
 
 mlflow.models.set_model(SavedModelClassifier())

@@ -14,9 +14,10 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
+from mnist_contracts.paths import PARAMS_FILE
 from mnist_pipeline.errors import PipelineError
 
-PARAMS_FILE = Path("params.yaml")
+__all__ = ["PARAMS_FILE", "Params", "flatten", "load_params", "parse_params"]
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 

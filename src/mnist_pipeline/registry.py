@@ -13,13 +13,12 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from mnist_contracts.tags import DIGEST_TAG
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.model_identity import DIGEST_TAG
 
 CANDIDATE = "candidate"
 PRODUCTION = "production"
 PREVIOUS = "previous"
-ACCURACY_TAG = "test.accuracy"
 
 
 @dataclass(frozen=True)

@@ -16,22 +16,17 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
+from mnist_contracts.model import (
+    IMAGE_SHAPE,
+    INPUT_NAME,
+    NUM_CLASSES,
+    NotAModelError,
+    load_serve,
+)
 from mnist_pipeline.atomic import atomic_path
-from mnist_pipeline.dataset import IMAGE_SHAPE
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.model_identity import MODEL_DIR, content_version
 
-__all__ = [
-    "INPUT_SPEC",
-    "MODEL_DIR",
-    "Predictor",
-    "content_version",
-    "export",
-    "load",
-    "stabilise_fingerprint",
-]
-
-INPUT_SPEC = tf.TensorSpec([None, *IMAGE_SHAPE], tf.uint8, name="images")
+INPUT_SPEC = tf.TensorSpec([None, *IMAGE_SHAPE], tf.uint8, name=INPUT_NAME)
 
 Predictor = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32]]
 
@@ -55,7 +50,7 @@ class _Serving(tf.Module):  # type: ignore[misc]
         self.serve = tf.function(serve, input_signature=[INPUT_SPEC], autograph=False)
 
 
-def export(model: keras.Model, path: Path = MODEL_DIR) -> None:
+def export(model: keras.Model, path: Path) -> None:
     """Write ``model`` as a SavedModel with a ``serve`` endpoint taking uint8 images.
 
     The directory is byte-stable: the same weights give the same files, so DVC records the same
@@ -96,8 +91,11 @@ def stabilise_fingerprint(path: Path) -> None:
     file.write_bytes(fingerprint.SerializeToString(deterministic=True))
 
 
-def load(path: Path = MODEL_DIR, batch_size: int = 1000) -> Predictor:
+def load(path: Path, batch_size: int = 1000) -> Predictor:
     """Load the exported SavedModel and return a batched predict function.
+
+    Loading and calling are the contract's (:func:`mnist_contracts.model.load_serve`), the same
+    code the service and the MLflow wrapper run.
 
     Args:
         path: The SavedModel directory.
@@ -109,18 +107,13 @@ def load(path: Path = MODEL_DIR, batch_size: int = 1000) -> Predictor:
     Raises:
         PipelineError: If the directory is missing or not a SavedModel with ``serve``.
     """
-    if not (path / "saved_model.pb").is_file():
-        raise PipelineError(f"{path}: no SavedModel found; run the train stage (dvc repro)")
-    loaded = tf.saved_model.load(str(path))
-    if not hasattr(loaded, "serve"):
-        raise PipelineError(f"{path}: the SavedModel has no 'serve' function; re-export it")
+    try:
+        serve = load_serve(path)
+    except NotAModelError as err:
+        raise PipelineError(f"{err}; run the train stage (dvc repro)") from None
 
     def predict(images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        # Call through ``loaded`` so the closure keeps the restored variables alive.
-        parts = [
-            loaded.serve(tf.constant(images[i : i + batch_size], dtype=tf.uint8)).numpy()
-            for i in range(0, len(images), batch_size)
-        ]
-        return np.concatenate(parts) if parts else np.zeros((0, 10), np.float32)
+        parts = [serve(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
 
     return predict

@@ -1,7 +1,7 @@
 """Mirror each pipeline execution into one MLflow run, found again by the model it produced.
 
 ``train`` opens the run and tags it with the exported model's content digest
-(:data:`~mnist_pipeline.model_identity.DIGEST_TAG`). ``evaluate`` and ``register`` find the run by
+(:data:`~mnist_contracts.tags.DIGEST_TAG`). ``evaluate`` and ``register`` find the run by
 that digest, never by a run id in a file: a run id differs on every execution, so it cannot be a
 DVC output of a reproducible graph. When DVC restored ``train`` from its run-cache (or a pull
 brought the model), the store has no run for the digest yet, and the first later stage that runs
@@ -26,17 +26,23 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from dotenv import load_dotenv
 
+from mnist_contracts.settings import load_env
+from mnist_contracts.tags import (
+    DIGEST_TAG,
+    DVC_BASELINE_TAG,
+    DVC_EXP_NAME_TAG,
+    GIT_COMMIT_TAG,
+    GIT_DIRTY_TAG,
+    RESTORED_TAG,
+)
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.model_identity import DIGEST_TAG
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 PREFLIGHT_TIMEOUT_S = 5.0
-RESTORED_TAG = "mirror.restored"
 
 # A remote call must fail within bounded time instead of retrying for minutes (MLflow's
 # defaults: 7 retries with backoff, 120 s timeout). Users can still override both.
@@ -71,7 +77,7 @@ def resolve_store(root: Path | None = None) -> Store:
         The store to use.
     """
     root = root or repo_root()
-    load_dotenv(root / ".env", override=False)
+    load_env(root)
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if uri:
         return Store(uri=uri, artifact_root=None)
@@ -158,13 +164,16 @@ def source_tags() -> dict[str, str]:
         Tag names to values; DVC tags only inside ``dvc exp run``.
     """
     tags = {
-        "git.commit": _git("rev-parse", "HEAD") or "unknown",
+        GIT_COMMIT_TAG: _git("rev-parse", "HEAD") or "unknown",
         # Outputs that the running pipeline itself rewrites do not make the code "dirty".
-        "git.dirty": str(
+        GIT_DIRTY_TAG: str(
             bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", *_OWN_OUTPUTS))
         ).lower(),
     }
-    for env, tag in (("DVC_EXP_NAME", "dvc.exp_name"), ("DVC_EXP_BASELINE_REV", "dvc.baseline")):
+    for env, tag in (
+        ("DVC_EXP_NAME", DVC_EXP_NAME_TAG),
+        ("DVC_EXP_BASELINE_REV", DVC_BASELINE_TAG),
+    ):
         if os.environ.get(env):
             tags[tag] = os.environ[env]
     return tags

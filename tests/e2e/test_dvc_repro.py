@@ -15,7 +15,7 @@ import pytest
 import requests
 import yaml
 
-from mnist_pipeline.model_identity import content_version
+from mnist_contracts.model import content_version
 from tests.conftest import free_port
 from tests.e2e.project_repo import mlflow_query, run, set_params, stages_run
 

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 
 def report(repo: Path, base: str) -> str:
     run(
-        [sys.executable, "-m", "mnist_pipeline.report", "--base", base, "--out", "reports/pr"], repo
+        [sys.executable, "-m", "mnist_pipeline.ops.report", "--base", base, "--out", "reports/pr"],
+        repo,
     )
     return (repo / "reports/pr/report.md").read_text()
 
@@ -56,7 +57,9 @@ def test_report_when_the_base_has_no_metrics(repo: Path) -> None:
 
 
 def test_unknown_base_is_one_line(repo: Path) -> None:
-    result = run_failing([sys.executable, "-m", "mnist_pipeline.report", "--base", "nope"], repo)
+    result = run_failing(
+        [sys.executable, "-m", "mnist_pipeline.ops.report", "--base", "nope"], repo
+    )
     assert (
         result == "mnist-report: error: unknown base revision 'nope'; fetch it (git fetch) first\n"
     )

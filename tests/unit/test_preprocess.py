@@ -4,7 +4,7 @@ import pytest
 from mnist_pipeline.dataset import RawMnist, class_counts
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import PreprocessParams
-from mnist_pipeline.preprocess import data_report, prepare, split_train_val
+from mnist_pipeline.stages.preprocess import data_report, prepare, split_train_val
 from tests.conftest import make_digits
 
 

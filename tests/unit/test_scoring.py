@@ -1,6 +1,6 @@
 import numpy as np
 
-from mnist_pipeline.evaluate import confusion_rows, score, worst_mistakes
+from mnist_pipeline.stages.evaluate import confusion_rows, score, worst_mistakes
 
 
 def one_hot_probs(predicted: list[int], confidence: list[float]) -> np.ndarray:

@@ -6,8 +6,8 @@ import pytest
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.model_card import registry_section, render_model_card
 from mnist_pipeline.params import Params, flatten
-from mnist_pipeline.register import model_md5
 from mnist_pipeline.registry import decide
+from mnist_pipeline.stages.register import model_md5
 from mnist_pipeline.tracking import (
     Store,
     check_reachable,

@@ -12,19 +12,19 @@ import keras
 import tensorflow as tf
 from dvclive import Live
 
+from mnist_contracts import paths
+from mnist_contracts.model import content_version
 from mnist_pipeline import tracking
 from mnist_pipeline.augmentation import random_shift
 from mnist_pipeline.cli import run_stage
-from mnist_pipeline.compress import COMPRESSED_FILE, to_int8_tflite
-from mnist_pipeline.dataset import NUM_CLASSES, PREPARED_DIR, Split, load_split
+from mnist_pipeline.compress import to_int8_tflite
+from mnist_pipeline.dataset import NUM_CLASSES, Split, load_split
 from mnist_pipeline.epoch_metrics import DvcLiveSink, EpochMetrics, EpochSink
 from mnist_pipeline.models import build_model
-from mnist_pipeline.params import PARAMS_FILE, TrainParams, flatten, load_params
-from mnist_pipeline.saved_model import MODEL_DIR, content_version, export
+from mnist_pipeline.params import TrainParams, flatten, load_params
+from mnist_pipeline.saved_model import export
 
 log = logging.getLogger(__name__)
-
-LIVE_DIR = Path("reports/train")
 
 
 def make_deterministic(seed: int) -> None:
@@ -156,13 +156,7 @@ def fit(
     return model, len(history.epoch)
 
 
-def main(
-    params_file: Path = PARAMS_FILE,
-    data_dir: Path = PREPARED_DIR,
-    model_dir: Path = MODEL_DIR,
-    live_dir: Path = LIVE_DIR,
-    compressed_file: Path = COMPRESSED_FILE,
-) -> None:
+def main(root: Path = Path()) -> None:
     """Train on ``data/prepared`` and export ``models/mnist``; curves go to ``reports/train``.
 
     Opens the pipeline's MLflow run and tags it with the exported model's digest, by which
@@ -170,13 +164,11 @@ def main(
     MLflow only: every file this stage writes is the same for the same params and data.
 
     Args:
-        params_file: The params file.
-        data_dir: The prepared splits.
-        model_dir: Where the SavedModel goes.
-        live_dir: DVCLive's directory (per-epoch metrics and their plots).
-        compressed_file: Where the int8-quantised TFLite copy goes.
+        root: The repository root; paths come from :mod:`mnist_contracts.paths`.
     """
-    params = load_params(params_file)
+    params = load_params(root / paths.PARAMS_FILE)
+    data_dir, model_dir = root / paths.PREPARED_DIR, root / paths.MODEL_DIR
+    live_dir, compressed_file = root / paths.TRAIN_LIVE_DIR, root / paths.INT8_FILE
     train, val = load_split("train", data_dir), load_split("val", data_dir)
     with tracking.pipeline_run(params.tracking.experiment, flatten(params)):
         started = time.perf_counter()

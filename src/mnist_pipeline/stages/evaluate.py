@@ -19,19 +19,17 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import precision_recall_fscore_support
 
+from mnist_contracts import paths
+from mnist_contracts.model import content_version
 from mnist_pipeline import saved_model, tracking
 from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.cli import run_stage
-from mnist_pipeline.compress import COMPRESSED_FILE, TfliteModel, single_image_latency_ms
-from mnist_pipeline.dataset import NUM_CLASSES, PREPARED_DIR, Split, load_split
-from mnist_pipeline.params import PARAMS_FILE, flatten, load_params
+from mnist_pipeline.compress import TfliteModel, single_image_latency_ms
+from mnist_pipeline.dataset import NUM_CLASSES, Split, load_split
+from mnist_pipeline.params import flatten, load_params
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = Path("reports/metrics.json")
-SIZES_FILE = Path("reports/compression.json")
-CONFUSION_FILE = Path("reports/plots/confusion.json")
-MISTAKES_FILE = Path("reports/plots/mistakes.png")
 _DIGITS = 6  # rounding keeps metrics.json diffs readable and byte-stable
 
 
@@ -144,33 +142,20 @@ def directory_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def main(
-    params_file: Path = PARAMS_FILE,
-    data_dir: Path = PREPARED_DIR,
-    model_dir: Path = saved_model.MODEL_DIR,
-    metrics_file: Path = METRICS_FILE,
-    confusion_file: Path = CONFUSION_FILE,
-    mistakes_file: Path = MISTAKES_FILE,
-    compressed_file: Path = COMPRESSED_FILE,
-    sizes_file: Path = SIZES_FILE,
-) -> None:
+def main(root: Path = Path()) -> None:
     """Score the exported model on the test split and write metrics and plots.
 
     Every file written is a function of the model and the data (byte-identical on a re-run);
     single-image latencies, which vary run to run, go to the MLflow run only.
 
     Args:
-        params_file: The params file.
-        data_dir: The prepared splits.
-        model_dir: The exported SavedModel.
-        metrics_file: Where the metrics JSON goes.
-        confusion_file: Where the confusion rows go.
-        mistakes_file: Where the mistakes PNG goes.
-        compressed_file: The int8-quantised TFLite copy, scored like the SavedModel.
-        sizes_file: Bytes on disk of both models.
+        root: The repository root; paths come from :mod:`mnist_contracts.paths`.
     """
-    params = load_params(params_file)
-    test = load_split("test", data_dir)
+    params = load_params(root / paths.PARAMS_FILE)
+    model_dir, compressed_file = root / paths.MODEL_DIR, root / paths.INT8_FILE
+    metrics_file, sizes_file = root / paths.METRICS_FILE, root / paths.SIZES_FILE
+    confusion_file, mistakes_file = root / paths.CONFUSION_FILE, root / paths.MISTAKES_FILE
+    test = load_split("test", root / paths.PREPARED_DIR)
     predict = saved_model.load(model_dir, params.evaluate.batch_size)
     probs = predict(test.x)
     metrics: dict[str, Any] = {"test": score(test.y, probs)}
@@ -192,7 +177,7 @@ def main(
     write_text(confusion_file, json.dumps(rows, separators=(",", ":")) + "\n")
     indices = worst_mistakes(test.y, probs, params.evaluate.mistakes)
     draw_mistakes(test, probs, indices, mistakes_file)
-    digest = saved_model.content_version(model_dir)
+    digest = content_version(model_dir)
     with tracking.model_run(params.tracking.experiment, digest, flatten(params)):
         tracking.log_metrics({**metrics, **sizes, "single_image_ms": latency_ms})
         for path in (metrics_file, confusion_file, mistakes_file, sizes_file):

@@ -5,22 +5,25 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from mnist_contracts import paths
 from mnist_pipeline import sources
 from mnist_pipeline.cli import run_stage
-from mnist_pipeline.dataset import RAW_FILE, class_counts, save_raw
-from mnist_pipeline.params import PARAMS_FILE, load_params
+from mnist_pipeline.dataset import class_counts, save_raw
+from mnist_pipeline.params import load_params
 
 log = logging.getLogger(__name__)
 
 
-def main(params_file: Path = PARAMS_FILE, out: Path = RAW_FILE) -> None:
+def main(root: Path = Path()) -> None:
     """Fetch from the configured source, validate, and write the raw set atomically.
 
+    The destination is only ever replaced by a complete, validated file.
+
     Args:
-        params_file: The params file.
-        out: Destination ``.npz``; only ever replaced by a complete, validated file.
+        root: The repository root; paths come from :mod:`mnist_contracts.paths`.
     """
-    params = load_params(params_file)
+    params = load_params(root / paths.PARAMS_FILE)
+    out = root / paths.RAW_FILE
     raw = sources.fetch(params.fetch)
     save_raw(raw, out)
     log.info(

@@ -8,11 +8,10 @@ from pathlib import Path
 
 from sklearn.model_selection import train_test_split
 
+from mnist_contracts import paths
 from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.cli import run_stage
 from mnist_pipeline.dataset import (
-    PREPARED_DIR,
-    RAW_FILE,
     RawMnist,
     Split,
     check_disjoint,
@@ -22,11 +21,9 @@ from mnist_pipeline.dataset import (
     save_split,
 )
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.params import PARAMS_FILE, PreprocessParams, load_params
+from mnist_pipeline.params import PreprocessParams, load_params
 
 log = logging.getLogger(__name__)
-
-DATA_REPORT = Path("reports/data.json")
 
 
 def split_train_val(train: Split, params: PreprocessParams, seed: int) -> tuple[Split, Split]:
@@ -98,22 +95,15 @@ def data_report(splits: dict[str, Split]) -> dict[str, dict[str, object]]:
     }
 
 
-def main(
-    params_file: Path = PARAMS_FILE,
-    raw_file: Path = RAW_FILE,
-    out_dir: Path = PREPARED_DIR,
-    report: Path = DATA_REPORT,
-) -> None:
+def main(root: Path = Path()) -> None:
     """Split, validate and write ``data/prepared/`` and ``reports/data.json``.
 
     Args:
-        params_file: The params file.
-        raw_file: The raw set from fetch.
-        out_dir: Where the prepared splits go.
-        report: Where the data report goes.
+        root: The repository root; paths come from :mod:`mnist_contracts.paths`.
     """
-    params = load_params(params_file)
-    splits = prepare(load_raw(raw_file), params.preprocess, params.seed)
+    params = load_params(root / paths.PARAMS_FILE)
+    out_dir, report = root / paths.PREPARED_DIR, root / paths.DATA_REPORT
+    splits = prepare(load_raw(root / paths.RAW_FILE), params.preprocess, params.seed)
     # The directory is replaced as a whole, so a failure never leaves a mix of old and new splits.
     with atomic_path(out_dir, directory=True) as tmp:
         for name, split in splits.items():

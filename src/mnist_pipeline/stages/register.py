@@ -21,25 +21,39 @@ from typing import Any
 
 import yaml
 
+import mnist_contracts
+from mnist_contracts import paths
+from mnist_contracts.model import (
+    IMAGE_SHAPE,
+    INPUT_NAME,
+    NUM_CLASSES,
+    OUTPUT_NAME,
+    content_version,
+    params_digest,
+)
+from mnist_contracts.tags import (
+    ACCURACY_TAG,
+    DIGEST_TAG,
+    DVC_MODEL_MD5_TAG,
+    METRIC_PREFIX,
+    PARAMS_DIGEST_TAG,
+    RUN_ID_TAG,
+)
 from mnist_pipeline import tracking
 from mnist_pipeline.atomic import write_text
 from mnist_pipeline.cli import run_stage
-from mnist_pipeline.dataset import PREPARED_DIR, load_split
+from mnist_pipeline.dataset import load_split
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.evaluate import METRICS_FILE
 from mnist_pipeline.model_card import registry_section, render_model_card
-from mnist_pipeline.model_identity import DIGEST_TAG, MODEL_DIR, content_version
-from mnist_pipeline.params import PARAMS_FILE, Params, flatten, load_params
-from mnist_pipeline.registry import ACCURACY_TAG, CANDIDATE, PRODUCTION, Registry, decide
+from mnist_pipeline.params import Params, flatten, load_params
+from mnist_pipeline.registry import CANDIDATE, PRODUCTION, Registry, decide
 
 log = logging.getLogger(__name__)
 
-MODEL_CARD_FILE = Path("reports/model_card.md")
-LOCK_FILE = Path("dvc.lock")
-PYFUNC_FILE = Path(__file__).with_name("mlflow_pyfunc.py")
+PYFUNC_FILE = Path(__file__).parents[1] / "mlflow_pyfunc.py"
 
 
-def model_md5(lock_file: Path = LOCK_FILE, model_dir: Path = MODEL_DIR) -> str:
+def model_md5(lock_file: Path, model_dir: Path = paths.MODEL_DIR) -> str:
     """The hash DVC recorded in ``dvc.lock`` for the exported model ("unknown" outside DVC).
 
     Args:
@@ -77,8 +91,8 @@ def log_model(model_dir: Path, name: str, example: Any) -> str:  # noqa: ANN401 
     from mlflow.types import Schema, TensorSpec
 
     signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, 28, 28), "images")]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 10), "probabilities")]),
+        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, *IMAGE_SHAPE), INPUT_NAME)]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, NUM_CLASSES), OUTPUT_NAME)]),
     )
     info = mlflow.pyfunc.log_model(
         name="model",
@@ -87,6 +101,8 @@ def log_model(model_dir: Path, name: str, example: Any) -> str:  # noqa: ANN401 
         signature=signature,
         input_example=example,
         registered_model_name=name,
+        # The wrapper imports the contracts package: ship it inside the model.
+        code_paths=[str(Path(mnist_contracts.__file__).parent)],
         # Explicit requirements: inferring them would load the model in a subprocess.
         pip_requirements=[
             f"mlflow=={mlflow.__version__}",
@@ -97,16 +113,13 @@ def log_model(model_dir: Path, name: str, example: Any) -> str:  # noqa: ANN401 
     return str(info.registered_model_version)
 
 
-def register(
-    params: Params, metrics: dict[str, Any], model_dir: Path, data_dir: Path
-) -> dict[str, Any]:
+def register(params: Params, metrics: dict[str, Any], root: Path) -> dict[str, Any]:
     """Register (or reuse) the model's version in the configured store, set aliases and tags.
 
     Args:
         params: All params.
         metrics: The ``test`` section of ``reports/metrics.json``.
-        model_dir: The exported SavedModel.
-        data_dir: Prepared data (for the input example).
+        root: The repository root (model, prepared data for the input example, ``dvc.lock``).
 
     Returns:
         The registration record: name, version, run id, aliases and the gate decision.
@@ -114,6 +127,7 @@ def register(
     import mlflow
 
     name = params.register.model_name
+    model_dir = root / paths.MODEL_DIR
     digest = content_version(model_dir)
     accuracy = float(metrics["accuracy"])
     with tracking.model_run(params.tracking.experiment, digest, flatten(params)) as run:
@@ -124,7 +138,7 @@ def register(
         registry = Registry(name)
         version = registry.version_for_model(digest, run_id)
         if version is None:
-            example = load_split("test", data_dir).x[:2]
+            example = load_split("test", root / paths.PREPARED_DIR).x[:2]
             version = log_model(model_dir, name, example)
             log.info("registered %s version %s (model %s)", name, version, digest)
         else:
@@ -132,9 +146,10 @@ def register(
         tags = {
             **tracking.source_tags(),
             DIGEST_TAG: digest,
-            "dvc.model_md5": model_md5(model_dir=model_dir),
-            "run_id": run_id,
-            **{f"test.{k}": str(metrics[k]) for k in ("accuracy", "loss", "f1_macro")},
+            PARAMS_DIGEST_TAG: params_digest(flatten(params)),
+            DVC_MODEL_MD5_TAG: model_md5(root / paths.LOCK_FILE),
+            RUN_ID_TAG: run_id,
+            **{f"{METRIC_PREFIX}{k}": str(metrics[k]) for k in ("accuracy", "loss", "f1_macro")},
         }
         for key, value in tags.items():
             registry.client.set_model_version_tag(name, version, key, value)
@@ -168,26 +183,17 @@ def register(
     }
 
 
-def main(
-    params_file: Path = PARAMS_FILE,
-    metrics_file: Path = METRICS_FILE,
-    model_dir: Path = MODEL_DIR,
-    data_dir: Path = PREPARED_DIR,
-    card_file: Path = MODEL_CARD_FILE,
-) -> dict[str, Any]:
+def main(root: Path = Path()) -> dict[str, Any]:
     """Register the exported model and write the (store-independent) model card.
 
     Args:
-        params_file: The params file.
-        metrics_file: Evaluate's metrics.
-        model_dir: The exported SavedModel.
-        data_dir: Prepared data.
-        card_file: Where the model card goes.
+        root: The repository root; paths come from :mod:`mnist_contracts.paths`.
 
     Returns:
         The registration record (see :func:`register`).
     """
-    params = load_params(params_file)
+    params = load_params(root / paths.PARAMS_FILE)
+    metrics_file, model_dir = root / paths.METRICS_FILE, root / paths.MODEL_DIR
     try:
         metrics = json.loads(metrics_file.read_text(encoding="utf-8"))["test"]
     except (OSError, ValueError, KeyError):
@@ -201,9 +207,9 @@ def main(
         flatten(params),
         params.register.min_accuracy,
     )
-    record = register(params, metrics, model_dir, data_dir)
+    record = register(params, metrics, root)
     Registry(record["name"]).describe(record["version"], card + "\n" + registry_section(record))
-    write_text(card_file, card)
+    write_text(root / paths.MODEL_CARD_FILE, card)
     log.info(
         "%s v%s (model %s), aliases %s: %s",
         record["name"], record["version"], record["digest"], record["aliases"],

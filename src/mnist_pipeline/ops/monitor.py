@@ -13,27 +13,35 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sqlite3
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from mnist_contracts import paths
+from mnist_contracts.drift import (
+    DRIFT,
+    ERROR,
+    NO_DRIFT,
+    TOO_FEW,
+    VERDICT_DRIFT,
+    VERDICT_NO_DRIFT,
+    DriftReport,
+)
+from mnist_contracts.paths import REFERENCE_DIR
+from mnist_contracts.prediction_log import LogError, read_window
 from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.drift_features import FEATURES, OUTPUTS, drift_frame
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import PARAMS_FILE, MonitorParams, load_params
-from mnist_pipeline.reference import REFERENCE_DIR
 
 log = logging.getLogger(__name__)
 
-LOG_FILE = Path("var/predictions.db")
-OUT_DIR = Path("reports/drift")
-NO_DRIFT, DRIFT, ERROR, TOO_FEW = 0, 1, 2, 3
+LOG_FILE = paths.PREDICTION_LOG
+OUT_DIR = paths.DRIFT_DIR
 
 
 class TooFewError(PipelineError):
@@ -76,35 +84,13 @@ def load_current(path: Path, window: int, model_version: str | None) -> Current:
     Raises:
         PipelineError: If the log is missing, corrupt, empty or has no row for the version.
     """
-    if not path.is_file():
-        raise PipelineError(f"{path}: no prediction log; is the service running with this path?")
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            versions = [v for (v,) in db.execute(
-                "SELECT model_version FROM predictions GROUP BY model_version ORDER BY max(id)"
-            )]  # fmt: skip
-            if not versions:
-                raise PipelineError(f"{path}: the prediction log is empty")
-            version = model_version or versions[-1]
-            if version not in versions:
-                raise PipelineError(
-                    f"{path}: no predictions of model {version} (the log has "
-                    f"{', '.join(versions)}); regenerate the reference for the served model "
-                    "or pass --model-version"
-                )
-            rows = db.execute(
-                "SELECT ts, predicted_class, confidence, image FROM predictions"
-                " WHERE model_version = ? ORDER BY id DESC LIMIT ?",
-                (version, window),
-            ).fetchall()
-    except sqlite3.DatabaseError as err:
-        raise PipelineError(f"{path}: not a readable prediction log ({err})") from None
-    if any(len(r[3]) != 784 for r in rows):
-        raise PipelineError(f"{path}: corrupt rows (images are not 28x28 bytes)")
-    images = np.frombuffer(b"".join(r[3] for r in rows), np.uint8).reshape(-1, 28, 28)
-    frame = drift_frame(images, np.array([r[1] for r in rows]), np.array([r[2] for r in rows]))
-    times = [r[0] for r in rows]
-    return Current(frame, version, min(times), max(times))
+        rows = read_window(path, window, model_version)
+    except LogError as err:
+        raise PipelineError(str(err)) from None
+    frame = drift_frame(rows.images, rows.predicted_class, rows.confidence)
+    times = rows.ts.tolist() or [0.0]
+    return Current(frame, rows.model_version, min(times), max(times))
 
 
 def run_report(current: pd.DataFrame, reference: pd.DataFrame, params: MonitorParams) -> Any:  # noqa: ANN401 - Evidently's Snapshot
@@ -183,9 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     snapshot = run_report(current.frame, reference, params)
     summary = summarise(json.loads(snapshot.json()))
     drifted = [c for c, v in summary["columns"].items() if v["drifted"]]
-    result = {
-        "verdict": "drift" if summary["drift"] else "no drift",
-        **summary,
+    result: DriftReport = {
+        "verdict": VERDICT_DRIFT if summary["drift"] else VERDICT_NO_DRIFT,
+        "drift": bool(summary["drift"]),
+        "drifted_share": float(summary["drifted_share"]),
+        "columns": summary["columns"],
         "drifted_columns": drifted,
         "model_version": current.model_version,
         "window": {
@@ -198,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out / "drift.html") as tmp:
         snapshot.save_html(str(tmp))
-    write_text(args.out / "drift.json", json.dumps(result, indent=2) + "\n")
+    write_text(args.out / paths.DRIFT_REPORT.name, json.dumps(result, indent=2) + "\n")
     named = f" ({', '.join(drifted)})" if drifted else ""
     print(
         f"{result['verdict']}: {len(drifted)} of {len(summary['columns'])} columns drifted"

@@ -12,41 +12,36 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_contracts import paths
+from mnist_contracts.model import content_version
 from mnist_pipeline import saved_model
 from mnist_pipeline.atomic import atomic_path
 from mnist_pipeline.cli import run_stage
-from mnist_pipeline.dataset import PREPARED_DIR, load_split
+from mnist_pipeline.dataset import load_split
 from mnist_pipeline.drift_features import drift_frame
-from mnist_pipeline.params import PARAMS_FILE, load_params
+from mnist_pipeline.params import load_params
 
 log = logging.getLogger(__name__)
 
-REFERENCE_DIR = Path("data/reference")
 
-
-def main(
-    params_file: Path = PARAMS_FILE,
-    data_dir: Path = PREPARED_DIR,
-    model_dir: Path = saved_model.MODEL_DIR,
-    out_dir: Path = REFERENCE_DIR,
-) -> None:
+def main(root: Path = Path()) -> None:
     """Write ``data/reference/{features.csv,reference.json}``.
 
+    The directory is replaced as a whole.
+
     Args:
-        params_file: The params file.
-        data_dir: The prepared splits.
-        model_dir: The exported SavedModel.
-        out_dir: Where the reference goes (replaced as a whole).
+        root: The repository root; paths come from :mod:`mnist_contracts.paths`.
     """
-    params = load_params(params_file)
-    val = load_split("val", data_dir)
+    params = load_params(root / paths.PARAMS_FILE)
+    model_dir, out_dir = root / paths.MODEL_DIR, root / paths.REFERENCE_DIR
+    val = load_split("val", root / paths.PREPARED_DIR)
     rng = np.random.default_rng(params.seed)
     size = min(params.monitor.reference_size, len(val))
     chosen = np.sort(rng.choice(len(val), size=size, replace=False))
     images = val.x[chosen]
     probs = saved_model.load(model_dir)(images)
     frame = drift_frame(images, probs.argmax(axis=1), probs.max(axis=1))
-    info = {"model_version": saved_model.content_version(model_dir), "count": size}
+    info = {"model_version": content_version(model_dir), "count": size}
     with atomic_path(out_dir, directory=True) as tmp:
         frame.to_csv(tmp / "features.csv", index=False, float_format="%.6g")
         (tmp / "reference.json").write_text(json.dumps(info, indent=2) + "\n")

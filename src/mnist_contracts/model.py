@@ -1,0 +1,103 @@
+"""The model's interface and identity: what goes in, what comes out, and which model it is.
+
+An exported model is a TensorFlow SavedModel with one ``serve`` function:
+``uint8[N,28,28]`` images (0-255, white digit on black) in, ``float32[N,10]`` probabilities out.
+Scaling happens inside the graph, so no caller can disagree with training about preprocessing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+IMAGE_SHAPE = (28, 28)
+IMAGE_BYTES = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+NUM_CLASSES = 10
+INPUT_NAME = "images"
+OUTPUT_NAME = "probabilities"
+SERVE_FUNCTION = "serve"
+
+Predict = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32]]
+
+
+class NotAModelError(Exception):
+    """The directory is not an exported model with a ``serve`` function."""
+
+
+def content_version(directory: Path) -> str:
+    """The model's identity: a hash of its variables, the same wherever the files came from.
+
+    The service logs it with every prediction, the drift reference records it, MLflow runs and
+    registered versions carry it (tag ``model.digest``).
+
+    Args:
+        directory: The SavedModel directory.
+
+    Returns:
+        ``sha256:`` and the first 12 hex digits of the variables files' hash.
+    """
+    digest = hashlib.sha256()
+    for file in sorted((directory / "variables").glob("*")):
+        digest.update(file.read_bytes())
+    return "sha256:" + digest.hexdigest()[:12]
+
+
+def params_digest(params: Mapping[str, str]) -> str:
+    """A hash of the flattened params that produced a model (key order does not matter).
+
+    Args:
+        params: Dotted keys to string values, as ``dvc params diff`` shows them.
+
+    Returns:
+        ``sha256:`` and the first 12 hex digits.
+    """
+    text = json.dumps(dict(sorted(params.items())), separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class ServeFunction:
+    """An exported model's ``serve`` function as a numpy callable (see :func:`load_serve`)."""
+
+    def __init__(self, loaded: object, concrete: Callable[..., object]) -> None:
+        self._loaded = loaded  # owns the restored variables: keep it alive with the function
+        self._concrete = concrete
+
+    def __call__(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """Class probabilities ``float32[N,10]`` for ``uint8[N,28,28]`` images."""
+        import tensorflow as tf
+
+        out = self._concrete(tf.constant(images, dtype=tf.uint8))
+        return np.asarray(out.numpy(), np.float32)  # type: ignore[attr-defined]
+
+
+def load_serve(directory: Path) -> ServeFunction:
+    """Load an exported model and return its ``serve`` function as a numpy callable.
+
+    Calls the concrete function directly: ``tf.function``'s per-call signature binding cost as
+    much as the CNN's forward pass for one image, and Keras' ``predict`` sets up a whole loop.
+
+    Args:
+        directory: The SavedModel directory.
+
+    Returns:
+        ``uint8[N,28,28] -> float32[N,10]``.
+
+    Raises:
+        NotAModelError: If the directory holds no SavedModel with a ``serve`` function.
+    """
+    if not (directory / "saved_model.pb").is_file():
+        raise NotAModelError(f"{directory}: no SavedModel found")
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(directory))
+    if not hasattr(loaded, SERVE_FUNCTION):
+        raise NotAModelError(f"{directory}: the SavedModel has no '{SERVE_FUNCTION}' function")
+    concrete = getattr(loaded, SERVE_FUNCTION).get_concrete_function(
+        tf.TensorSpec([None, *IMAGE_SHAPE], tf.uint8)
+    )
+    return ServeFunction(loaded, concrete)
