@@ -21,6 +21,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which Gunicorn worker: several share one log
         }
         if has_request_context() and "request_id" in g:
             entry["request_id"] = g.request_id

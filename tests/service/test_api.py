@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 from PIL import Image
+from scipy import ndimage
 
 from app import create_app
+from app.image_input import image_to_mnist
 from app.model import load_model
 from app.settings import Settings
 
@@ -186,7 +188,21 @@ def test_image_upload_is_normalised_like_mnist(client: FlaskClient) -> None:
         content_type="multipart/form-data",
     )
     assert response.status_code == 200, response.get_json()
-    assert len(response.get_json()["predictions"]) == 1
+    [answer] = response.get_json()["predictions"]
+    # What the route fed the model: light-on-dark, the ink in a 20x20 box, centred by mass.
+    seen = image_to_mnist(buffer.getvalue())
+    assert seen.shape == (28, 28)
+    assert seen.dtype == np.uint8
+    assert seen[0].max() == 0  # the light paper became a black background
+    assert seen.max() > 200  # the dark stroke became bright ink
+    rows, cols = np.nonzero(seen)
+    assert np.ptp(rows) < 21
+    assert np.ptp(cols) < 21
+    centre = np.array(ndimage.center_of_mass(seen.astype(float)))
+    assert np.abs(centre - 13.5).max() < 1.0
+    # ... and the model answered for exactly that image.
+    direct = client.post("/predict", json={"image": seen.tolist()}).get_json()["predictions"][0]
+    assert answer["probabilities"] == direct["probabilities"]
     garbage = client.post(
         "/predict/image",
         data={"file": (io.BytesIO(b"not an image"), "x.png")},

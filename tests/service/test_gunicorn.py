@@ -97,24 +97,33 @@ def test_predictions_errors_and_request_ids(server: Server) -> None:
     assert huge.status_code == 413
 
 
-def test_metrics_are_monotonic_across_workers(server: Server) -> None:
-    session = requests.Session()
-    previous_requests = previous_predictions = -1.0
+def answering_pids(log_file: Path, path: str) -> set[str]:
+    """The worker pids whose access log lines answered ``path``."""
     pids = set()
+    for line in log_file.read_text().splitlines():
+        if f'"path": "{path}"' in line and (found := re.search(r'"pid": (\d+)', line)):
+            pids.add(found.group(1))
+    return pids
+
+
+def test_metrics_are_monotonic_across_workers(server: Server) -> None:
+    previous_requests = previous_predictions = -1.0
+    # A new connection for every request, so requests and scrapes land on different workers.
+    close = {"Connection": "close"}
     for _ in range(12):
         for _ in range(3):
-            session.post(f"{server.url}/predict", json={"image": ZEROS}, timeout=10)
-        # A new connection each scrape, so scrapes land on different workers.
-        scrape = requests.get(f"{server.url}/metrics", timeout=10, headers={"Connection": "close"})
-        text = scrape.text
+            requests.post(f"{server.url}/predict", json={"image": ZEROS}, headers=close, timeout=10)
+        text = requests.get(f"{server.url}/metrics", timeout=10, headers=close).text
         total = metric_sum(text, "flask_http_request_duration_seconds_count")
         predictions = metric_sum(text, "mnist_predictions_total")
         assert total >= previous_requests
         assert predictions >= previous_predictions
         previous_requests, previous_predictions = total, predictions
-        pids.update(re.findall(r'"pid": (\d+)', server.log_file.read_text()))
     assert previous_predictions == 36
     assert metric_sum(text, "mnist_model_info") >= 1
+    # The sums only prove aggregation when both workers answered predictions and scrapes.
+    assert len(answering_pids(server.log_file, "/predict")) == 2
+    assert len(answering_pids(server.log_file, "/metrics")) == 2
 
 
 def test_v2_protocol_with_tritonclient(server: Server) -> None:

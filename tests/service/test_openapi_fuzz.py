@@ -1,9 +1,16 @@
-"""Fuzz every operation in the generated OpenAPI document: no 5xx, responses match the schema."""
+"""Fuzz every operation in the generated OpenAPI document: no 5xx, responses match the schema.
+
+Collecting this module costs an app factory call and nothing more: the document comes from an
+app with no model (``load=False``: nothing exported, loaded or trained, no threads started). The
+cases run against a real app with a model, swapped in by a fixture when the test runs.
+"""
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -12,21 +19,48 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app import create_app
 from app.settings import Settings
-from tests.service.conftest import export_tiny_model
 
 pytestmark = pytest.mark.slow
 
-# Built at collection time: schemathesis generates one test per operation from the document.
-_TMP = Path(tempfile.mkdtemp(prefix="mnist-fuzz-"))
-_APP = create_app(
-    Settings(
-        model_dir=export_tiny_model(_TMP / "model", seed=3),
-        prediction_log=_TMP / "predictions.db",
-        state_dir=_TMP / "state",
+
+def _settings(directory: Path, model_dir: Path) -> Settings:
+    return Settings(
+        model_dir=model_dir,
+        prediction_log=directory / "predictions.db",
+        state_dir=directory / "state",
         max_images=8,
     )
-)
-schema = schemathesis.openapi.from_wsgi("/openapi/openapi.json", _APP)
+
+
+class _Target:
+    """The WSGI app schemathesis calls; which Flask app answers is decided when tests run."""
+
+    def __init__(self) -> None:
+        scratch = Path(tempfile.mkdtemp(prefix="mnist-fuzz-doc-"))
+        self.app: Any = create_app(_settings(scratch, scratch / "no-model"), load=False)
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        return self.app(environ, start_response)  # type: ignore[no-any-return]
+
+
+_TARGET = _Target()
+schema = schemathesis.openapi.from_wsgi("/openapi/openapi.json", _TARGET)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def serving_app(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A real app with a model answers the fuzzed requests."""
+    app = create_app(_settings(tmp_path_factory.mktemp("fuzz"), tiny_model))
+    _TARGET.app = app
+    yield
+    app.extensions["mnist_service"].prediction_log.close()
+
+
+def test_the_fuzzed_app_has_a_model() -> None:
+    with _TARGET.app.test_client() as client:
+        assert client.get("/health/ready").status_code == 200
 
 
 @schema.parametrize()

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT
+from tests.dockerfile import env, exec_form, last, stages
 
 BIN = Path(sys.executable).parent
 
@@ -28,14 +29,26 @@ def test_hadolint_is_clean(dockerfile: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def runtime_problems(dockerfile: Path) -> list[str]:
+    """What is wrong with the runtime stage of ``dockerfile``, read as instructions."""
+    runtime = stages(dockerfile).get("runtime")
+    if runtime is None:
+        return ["no stage named runtime"]
+    problems = []
+    if last(runtime, "USER") != "1000":
+        problems.append(f"USER is {last(runtime, 'USER')!r}, not 1000")
+    healthcheck = last(runtime, "HEALTHCHECK") or ""
+    if "/health/live" not in healthcheck or "CMD" not in healthcheck:
+        problems.append("no HEALTHCHECK on /health/live")
+    if env(runtime).get("PYTHONUNBUFFERED") != "1":
+        problems.append("PYTHONUNBUFFERED is not 1")
+    if exec_form(last(runtime, "ENTRYPOINT")) != ["/srv/entrypoint.sh"]:
+        problems.append("ENTRYPOINT is not the exec-form entrypoint script")
+    return problems
+
+
 def test_runtime_image_is_small_and_unprivileged() -> None:
-    text = (PROJECT_ROOT / "Dockerfile").read_text()
-    runtime = text.split("AS runtime", 1)[1]
-    assert "USER 1000" in runtime
-    assert "HEALTHCHECK" in runtime
-    assert "/health/live" in runtime
-    assert "PYTHONUNBUFFERED=1" in runtime
-    assert 'ENTRYPOINT ["/srv/entrypoint.sh"]' in runtime
+    assert runtime_problems(PROJECT_ROOT / "Dockerfile") == []
     serve = (PROJECT_ROOT / "requirements-serve.lock").read_text().lower().replace("_", "-")
     for heavy in ("dvc==", "evidently==", "pytest==", "mlflow==", "pandas=="):
         assert heavy not in serve, heavy
@@ -43,6 +56,26 @@ def test_runtime_image_is_small_and_unprivileged() -> None:
         assert needed in serve, needed
     ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "data", ".dvc/cache"} <= set(ignored)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (("USER 1000", "# USER 1000"), "USER is None"),
+        (("USER 1000", "USER 1000\nUSER root"), "USER is 'root'"),
+        (("/health/live", "/metrics"), "no HEALTHCHECK"),
+        (("PYTHONUNBUFFERED=1", "PYTHONUNBUFFERED=0"), "PYTHONUNBUFFERED"),
+        (('ENTRYPOINT ["/srv/entrypoint.sh"]', "ENTRYPOINT /srv/entrypoint.sh"), "ENTRYPOINT"),
+    ],
+)
+def test_the_runtime_checks_fail_on_a_broken_dockerfile(
+    tmp_path: Path, change: tuple[str, str], problem: str
+) -> None:
+    text = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert change[0] in text
+    broken = tmp_path / "Dockerfile"
+    broken.write_text(text.replace(change[0], change[1]))
+    assert any(problem in p for p in runtime_problems(broken)), runtime_problems(broken)
 
 
 def test_compose_file_matches_the_compose_spec() -> None:
