@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve
+.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,8 +43,14 @@ serve: setup  ## Serve the exported model with Gunicorn on http://127.0.0.1:8000
 monitor: setup  ## Drift report of the service's recent predictions vs the reference (exit 1 = drift).
 	$(BIN)/mnist-monitor
 
-bench: setup  ## Pipeline benchmark: cold and no-op repro, per-stage time and memory (trains ~5 min).
+bench: setup  ## Pipeline benchmark: one cold `dvc repro` of the whole graph, then a no-op one.
 	$(BIN)/python scripts/bench_pipeline.py
+
+experiments: setup  ## The seed's progression as queued DVC experiments -> reports/experiments.json.
+	$(BIN)/python scripts/experiments.py
+
+docs: setup  ## Render the README's tables of figures from the committed reports.
+	$(BIN)/python scripts/render_docs.py
 
 bench-serving: setup  ## Benchmark the service against `mlflow models serve` (needs wrk, a trained model).
 	$(BIN)/python scripts/bench_serving.py

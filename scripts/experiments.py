@@ -1,0 +1,121 @@
+"""The seed's experiments, run as queued DVC experiments: ``reports/experiments.json``.
+
+Each run is ``dvc exp run --queue -n NAME -S ...`` against the committed workspace, then the
+queue runs one at a time (``dvc exp run --run-all``), so every figure comes from the same
+machine and commit. Test accuracy comes from each experiment's ``reports/metrics.json`` (``dvc
+exp show``); training time, which varies run to run and so is no DVC output, from its MLflow run
+(tag ``dvc.exp_name``). The default params' own row comes from the workspace's committed metrics
+and the pipeline benchmark (``reports/bench_pipeline.json``). The README's tables are rendered
+from the report (``make docs``).
+
+Usage: ``make experiments`` (it trains six models, the longest for 20 epochs).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+# name, what it tests, the -S overrides (the command a reader can run to reproduce it).
+RUNS: list[tuple[str, str, list[str]]] = [
+    ("run1-mlp-3ep", "1. baseline: an MLP, 3 epochs", ["train.arch=mlp", "train.epochs=3"]),
+    ("run1b-mlp", "1b. baseline, 10 epochs", ["train.arch=mlp"]),
+    (
+        "run2b-no-aug-no-smoothing",
+        "2b. the default without augmentation and label smoothing",
+        ["train.augment.max_shift=0", "train.label_smoothing=0"],
+    ),
+    ("run3-lr-0.001", "3. learning rate 0.001", ["train.learning_rate=0.001"]),
+    ("run3-lr-0.01", "3. learning rate 0.01", ["train.learning_rate=0.01"]),
+    ("run4-20ep", "4. production candidate: 20 epochs", ["train.epochs=20"]),
+]
+
+
+def dvc(*args: str) -> str:
+    """Run a DVC command in the repository; its output."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run(
+        [str(BIN / "dvc"), *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"experiments: dvc {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def accuracies() -> dict[str, float]:
+    """Test accuracy of every experiment of the workspace's commit, by name."""
+    table = dvc("exp", "show", "--csv", "--no-pager")
+    return {
+        row["Experiment"]: float(row["test.accuracy"])
+        for row in csv.DictReader(io.StringIO(table))
+        if row.get("Experiment") and row.get("test.accuracy")
+    }
+
+
+def train_seconds() -> dict[str, float]:
+    """Training wall time of each experiment's MLflow run, by experiment name (newest run)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from mlflow.tracking import MlflowClient
+
+    from mnist_pipeline.tracking import resolve_store
+
+    client = MlflowClient(tracking_uri=resolve_store(ROOT).uri)
+    experiment = client.get_experiment_by_name("mnist-classifier")
+    if experiment is None:
+        return {}
+    runs = client.search_runs([experiment.experiment_id], "metrics.train_seconds > 0",
+                              order_by=["attributes.start_time ASC"])  # fmt: skip
+    return {
+        r.data.tags["dvc.exp_name"]: r.data.metrics["train_seconds"]
+        for r in runs
+        if "dvc.exp_name" in r.data.tags
+    }
+
+
+def main() -> None:
+    """Queue, run and collect the experiments; write ``reports/experiments.json``."""
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.strip()  # fmt: skip
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    existing = accuracies()
+    for name, _, overrides in RUNS:
+        if name in existing:  # a rerun replaces an older result of the same name
+            dvc("exp", "remove", name)
+        dvc("exp", "run", "--queue", "-n", name, *[a for o in overrides for a in ("-S", o)])
+    dvc("exp", "run", "--run-all", "--jobs", "1")
+    found, seconds = accuracies(), train_seconds()
+    default = json.loads((ROOT / "reports/metrics.json").read_text())["test"]["accuracy"]
+    bench_file = ROOT / "reports/bench_pipeline.json"
+    bench = json.loads(bench_file.read_text()) if bench_file.is_file() else {}
+    rows: list[dict[str, Any]] = [
+        {"name": "default", "description": "2. the default (params.yaml)", "overrides": [],
+         "test_accuracy": default, "train_seconds": bench.get("train_seconds")},
+    ]  # fmt: skip
+    for name, description, overrides in RUNS:
+        if name not in found:
+            raise SystemExit(f"experiments: {name} has no metrics; see `dvc exp show`")
+        rows.append({"name": name, "description": description, "overrides": overrides,
+                     "test_accuracy": found[name], "train_seconds": seconds.get(name)})  # fmt: skip
+    report = {
+        "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
+        "commit": commit,
+        "started_at": started_at,
+        "runs": rows,
+    }
+    (ROOT / "reports/experiments.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

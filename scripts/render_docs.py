@@ -1,0 +1,203 @@
+"""Render the README's tables of measured figures from the committed reports (``make docs``).
+
+Each table sits between ``<!-- generated: NAME -->`` and ``<!-- /generated: NAME -->`` and is
+rebuilt from one report file under ``reports/``; everything else in the README is left alone.
+``tests/unit/test_docs.py`` fails when the README differs from what the reports say, so a
+figure can change only by re-running the command that measures it and then ``make docs``.
+
+Usage: ``python scripts/render_docs.py [--check]`` (``--check``: exit 1 if the README is stale).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+def _load(reports: Path, name: str) -> Any:  # noqa: ANN401 - JSON
+    return json.loads((reports / name).read_text(encoding="utf-8"))
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def _seconds(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:,.0f} s"
+
+
+def _command(run: dict[str, Any]) -> str:
+    if not run["overrides"]:
+        return "`dvc repro`"
+    sets = " ".join(f"-S {o}" for o in run["overrides"])
+    return f"`dvc exp run -n {run['name']} {sets}`"
+
+
+def _source(report: dict[str, Any], name: str) -> str:
+    machine = report.get("machine", {})
+    parts = [f"`reports/{name}`", f"{machine.get('cores', '?')} cores"]
+    if "commit" in report:
+        parts.append(f"commit {report['commit'][:10]}")
+    if "started_at" in report:
+        parts.append(report["started_at"])
+    return "From " + ", ".join(parts) + "."
+
+
+def results(reports: Path) -> str:
+    """The default params and the MLP baseline."""
+    report = _load(reports, "experiments.json")
+    runs = {r["name"]: r for r in report["runs"]}
+    lines = ["| run | command | test accuracy | train time |", "|---|---|---|---|"]
+    for name, label in (("default", "default (`params.yaml`)"), ("run1b-mlp", "MLP baseline")):
+        r = runs[name]
+        lines.append(f"| {label} | {_command(r)} | {_pct(r['test_accuracy'])} | "
+                     f"{_seconds(r['train_seconds'])} |")  # fmt: skip
+    return "\n".join([*lines, "", _source(report, "experiments.json")])
+
+
+def progression(reports: Path) -> str:
+    """Every run of the seed's progression."""
+    report = _load(reports, "experiments.json")
+    lines = ["| run | command | test accuracy | train time |", "|---|---|---|---|"]
+    for r in sorted(report["runs"], key=lambda r: r["description"]):
+        lines.append(f"| {r['description']} | {_command(r)} | {_pct(r['test_accuracy'])} | "
+                     f"{_seconds(r['train_seconds'])} |")  # fmt: skip
+    return "\n".join([*lines, "", _source(report, "experiments.json")])
+
+
+def serving(reports: Path) -> str:
+    """This service against ``mlflow models serve``, same model and machine."""
+    report = _load(reports, "bench_serving.json")
+    runs = {(r["server"], r["scenario"]): r for r in report["runs"]}
+    scenarios = [s for server, s in runs if server == "ours"]
+    lines = ["| scenario | this service | `mlflow models serve` |", "|---|---|---|"]
+
+    def cell(r: dict[str, Any] | None) -> str:
+        if r is None:
+            return "not measured"
+        rate = f"{r['requests_per_s']:,.0f} req/s ({r['images_per_s']:,.0f} images/s)"
+        return f"{rate}, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, {r['errors']} errors"
+
+    for scenario in scenarios:
+        lines.append(f"| {scenario} | {cell(runs.get(('ours', scenario)))} | "
+                     f"{cell(runs.get(('mlflow', scenario)))} |")  # fmt: skip
+    live = report["health_live"]
+    lines += ["", f"`/health/live` of the same service: {live['requests_per_s']:,.0f} req/s; the "
+              f"SavedModel in-process, batches of 256: "
+              f"{report['in_process_images_per_s_batch256']:,.0f} images/s; "
+              f"{report['workers']} workers each. "
+              + _source(report, "bench_serving.json")]  # fmt: skip
+    return "\n".join(lines)
+
+
+def pipeline(reports: Path) -> str:
+    """One cold ``dvc repro`` of the whole graph, and a no-op one."""
+    r = _load(reports, "bench_pipeline.json")
+    versions = ", ".join(f"{k} {v}" for k, v in r["versions"].items())
+    clean = "yes" if r["git_status_clean_after_repro"] else "no"
+    rows = [
+        "| measured | figure |",
+        "|---|---|",
+        f"| cold `dvc repro` of the whole graph (fetch included), one process | "
+        f"{r['cold_repro_seconds']:,.1f} s, peak RSS {r['cold_repro_peak_rss_mib']:,} MiB |",
+        f"| of which training (`{r['params']['arch']}`, {r['params']['epochs']} epochs) | "
+        f"{_seconds(r['train_seconds'])}, {r['train_images_per_second']:,.0f} images/s |",
+        f"| no-op `dvc repro` (only `register`, always changed, runs) | "
+        f"{r['noop_repro_seconds']:.1f} s |",
+        f"| test accuracy | {_pct(r['test_accuracy'])} |",
+        f"| `git status` clean after the repro | {clean} |",
+    ]  # fmt: skip
+    return "\n".join([*rows, "", f"{versions}. " + _source(r, "bench_pipeline.json")])
+
+
+def drift(reports: Path) -> str:
+    """How often the monitor says drift, per kind of traffic."""
+    r = _load(reports, "drift_detection.json")
+    lines = [f"| traffic ({r['window']} images, {r['samples_per_kind']} seeded samples) | "
+             "said drift | columns named most |", "|---|---|---|"]  # fmt: skip
+    for kind, result in r["results"].items():
+        lines.append(f"| {kind} | {100 * result['detection_rate']:.0f}% | "
+                     f"{', '.join(result['most_named'])} |")  # fmt: skip
+    return "\n".join([*lines, "", "From `reports/drift_detection.json`."])
+
+
+def compression(reports: Path) -> str:
+    """The int8 TFLite copy next to the SavedModel: size and accuracy."""
+    sizes = _load(reports, "compression.json")["size_bytes"]
+    metrics = _load(reports, "metrics.json")
+    lines = [
+        "| model | size | test accuracy |",
+        "|---|---|---|",
+        f"| SavedModel | {sizes['savedmodel'] / 1e6:.2f} MB | "
+        f"{_pct(metrics['test']['accuracy'])} |",
+        f"| int8 TFLite | {sizes['int8'] / 1e6:.2f} MB ({sizes['savedmodel'] / sizes['int8']:.1f}x "
+        f"smaller) | {_pct(metrics['int8']['accuracy'])} "
+        f"({100 * metrics['int8']['accuracy_delta']:+.2f} points) |",
+    ]  # fmt: skip
+    return "\n".join([*lines, "", "From `reports/compression.json` and `reports/metrics.json`."])
+
+
+def repro_line(reports: Path) -> str:
+    """The line ``make repro`` prints last, from ``reports/metrics.json``."""
+    t = _load(reports, "metrics.json")["test"]
+    return (
+        "```\n"
+        f"test accuracy {t['accuracy']:.4f}  loss {t['loss']:.4f}  macro F1 {t['f1_macro']:.4f}  "
+        f"errors {t['errors']}/{t['count']}\n"
+        "```"
+    )
+
+
+TABLES: dict[str, Callable[[Path], str]] = {
+    "repro_line": repro_line,
+    "results": results,
+    "progression": progression,
+    "serving": serving,
+    "pipeline": pipeline,
+    "drift": drift,
+    "compression": compression,
+}
+_BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- /generated: \2 -->)", re.S)
+
+
+def render(text: str, reports: Path = ROOT / "reports") -> str:
+    """``text`` with every generated block rebuilt from ``reports``.
+
+    Raises:
+        KeyError: If a block names a table this script does not know.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        body = TABLES[match.group(2)](reports)
+        return f"{match.group(1)}{body}\n{match.group(4)}"
+
+    return _BLOCK.sub(replace, text)
+
+
+def blocks(text: str) -> list[str]:
+    """The names of the generated blocks in ``text``, in order."""
+    return [m.group(2) for m in _BLOCK.finditer(text)]
+
+
+def main(argv: list[str]) -> int:
+    """Rewrite the README (or, with ``--check``, say whether it is current)."""
+    current = README.read_text(encoding="utf-8")
+    rendered = render(current)
+    if "--check" in argv:
+        if rendered != current:
+            print("README.md differs from reports/: run `make docs`", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(rendered, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
