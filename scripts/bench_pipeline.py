@@ -80,10 +80,11 @@ def main() -> None:
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     # What a user waits for: one cold `dvc repro` of the whole graph, fetch included.
     cold_seconds, peak_mib, cold_output = run(["dvc", "repro"], repo, env)
+    # evaluate may be skipped: its outputs are all in git, and the retrained model is the same
+    # bytes, so DVC finds it unchanged. Everything with a cached output must have run.
     ran = re.findall(r"Running stage '(\w+)'", cold_output)
-    stages = list(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
-    if ran != stages:
-        raise SystemExit(f"bench: the cold repro ran {ran}, not every stage {stages}")
+    if not {"fetch", "preprocess", "train", "reference", "register"} <= set(ran):
+        raise SystemExit(f"bench: the cold repro ran only {ran}")
     noop_seconds, _, noop_output = run(["dvc", "repro"], repo, env)
     rerun = re.findall(r"Running stage '(\w+)'", noop_output)
     if rerun != ["register"]:  # register is always_changed: it checks the store, a no-op here
@@ -103,6 +104,7 @@ def main() -> None:
         "params": {"arch": params["train"]["arch"], "epochs": params["train"]["epochs"],
                    "batch_size": params["train"]["batch_size"]},
         "cold_repro_seconds": round(cold_seconds, 1),
+        "cold_repro_stages_run": ran,
         "cold_repro_peak_rss_mib": peak_mib,
         "noop_repro_seconds": round(noop_seconds, 2),
         "git_status_clean_after_repro": clean == "",
