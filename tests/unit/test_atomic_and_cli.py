@@ -54,3 +54,17 @@ def test_cli_runs_a_stage_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SystemExit) as info:
         cli.main(["preprocess"])
     assert info.value.code == 1
+
+
+def test_every_console_script_points_at_a_callable() -> None:
+    """pyproject's [project.scripts] survive module moves: each target imports and is callable."""
+    import importlib
+    import tomllib
+
+    from tests.conftest import PROJECT_ROOT
+
+    scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert {"mnist-pipeline", "mnist-registry", "mnist-report", "mnist-monitor"} <= set(scripts)
+    for name, target in scripts.items():
+        module, _, attribute = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), attribute)), name
