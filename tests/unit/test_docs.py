@@ -1,0 +1,56 @@
+"""The README's tables of figures are rendered from the committed reports, and must stay so."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+
+def render_docs() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "render_docs", PROJECT_ROOT / "scripts/render_docs.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_matches_the_reports() -> None:
+    docs = render_docs()
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert docs.render(readme) == readme, "README.md differs from reports/: run `make docs`"
+
+
+def test_every_table_is_in_the_readme_once() -> None:
+    docs = render_docs()
+    names = docs.blocks((PROJECT_ROOT / "README.md").read_text())
+    assert sorted(names) == sorted(docs.TABLES)
+
+
+def test_a_changed_report_changes_the_readme(tmp_path: Path) -> None:
+    docs = render_docs()
+    reports = tmp_path / "reports"
+    shutil.copytree(PROJECT_ROOT / "reports", reports, ignore=shutil.ignore_patterns("pr", "drift"))
+    metrics = json.loads((reports / "metrics.json").read_text())
+    metrics["test"]["accuracy"] = 0.5
+    (reports / "metrics.json").write_text(json.dumps(metrics))
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    stale = docs.render(readme, reports)
+    assert stale != readme
+    assert "test accuracy 0.5000" in stale
+    assert "50.00%" in stale  # the compression table
+
+
+def test_an_unknown_table_is_an_error() -> None:
+    docs = render_docs()
+    with pytest.raises(KeyError):
+        docs.render("<!-- generated: nope -->\n<!-- /generated: nope -->\n")
