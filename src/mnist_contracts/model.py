@@ -63,15 +63,19 @@ def params_digest(params: Mapping[str, str]) -> str:
 class ServeFunction:
     """An exported model's ``serve`` function as a numpy callable (see :func:`load_serve`)."""
 
-    def __init__(self, loaded: object, concrete: Callable[..., object]) -> None:
+    def __init__(
+        self,
+        loaded: object,
+        concrete: Callable[..., object],
+        to_tensor: Callable[[npt.NDArray[np.uint8]], object],
+    ) -> None:
         self._loaded = loaded  # owns the restored variables: keep it alive with the function
         self._concrete = concrete
+        self._to_tensor = to_tensor
 
     def __call__(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """Class probabilities ``float32[N,10]`` for ``uint8[N,28,28]`` images."""
-        import tensorflow as tf
-
-        out = self._concrete(tf.constant(images, dtype=tf.uint8))
+        out = self._concrete(self._to_tensor(images))
         return np.asarray(out.numpy(), np.float32)  # type: ignore[attr-defined]
 
 
@@ -100,4 +104,4 @@ def load_serve(directory: Path) -> ServeFunction:
     concrete = getattr(loaded, SERVE_FUNCTION).get_concrete_function(
         tf.TensorSpec([None, *IMAGE_SHAPE], tf.uint8)
     )
-    return ServeFunction(loaded, concrete)
+    return ServeFunction(loaded, concrete, lambda images: tf.constant(images, dtype=tf.uint8))
