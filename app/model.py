@@ -25,6 +25,7 @@ from mnist_contracts.model import (
     content_version,
     load_serve,
 )
+from mnist_contracts.registered import download_saved_model
 from mnist_contracts.tags import GIT_COMMIT_TAG, METRIC_PREFIX
 
 log = logging.getLogger(__name__)
@@ -53,13 +54,9 @@ class ModelInfo:
 
 def _resolve_mlflow(uri: str) -> tuple[Path, dict[str, Any]]:
     """Download a registered model; return its SavedModel directory and registry facts."""
-    import mlflow
-    import yaml
     from mlflow.tracking import MlflowClient
 
-    local = Path(mlflow.artifacts.download_artifacts(uri))
-    mlmodel = yaml.safe_load((local / "MLmodel").read_text())
-    inside = mlmodel["flavors"]["python_function"]["artifacts"]["saved_model"]["path"]
+    directory = download_saved_model(uri)
     facts: dict[str, Any] = {}
     name, _, ref = uri.removeprefix("models:/").partition("@")
     if uri.startswith("models:/"):
@@ -80,7 +77,7 @@ def _resolve_mlflow(uri: str) -> tuple[Path, dict[str, Any]]:
                 if k.startswith(METRIC_PREFIX)
             },
         }
-    return local / inside, facts
+    return directory, facts
 
 
 class ServingModel:

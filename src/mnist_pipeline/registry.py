@@ -159,7 +159,12 @@ class Registry:
         """The version holding ``alias``, or None."""
         return next((v for v in self.versions() if alias in v.aliases), None)
 
-    def _require(self, version: str) -> VersionInfo:
+    def get(self, version: str) -> VersionInfo:
+        """The version ``version``.
+
+        Raises:
+            PipelineError: If it does not exist (listing the ones that do).
+        """
         known = self.versions()
         for info in known:
             if info.version == str(version):
@@ -182,7 +187,7 @@ class Registry:
         Returns:
             The version that was production before, if any.
         """
-        self._require(version)
+        self.get(version)
         old = self.alias(PRODUCTION)
         if old is not None and old.version == str(version):
             return None

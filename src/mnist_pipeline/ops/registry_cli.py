@@ -1,4 +1,4 @@
-"""``mnist-registry``: list versions, promote one, or roll production back.
+"""``mnist-registry``: list versions, promote one, roll production back, or rebuild one.
 
 For the people who run production. Uses the same tracking store as the pipeline
 (``MLFLOW_TRACKING_URI``, ``.env``, or the embedded store under the repository root).
@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 
 from mnist_pipeline import tracking
 from mnist_pipeline.cli import run_stage
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.ops.reproduce import reproduce
 from mnist_pipeline.params import PARAMS_FILE, RegisterParams, load_params
 from mnist_pipeline.registry import PRODUCTION, Registry
 
@@ -28,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     promote = commands.add_parser("promote", help="make VERSION production")
     promote.add_argument("version")
     commands.add_parser("rollback", help="move production back to the previous version")
+    again = commands.add_parser(
+        "reproduce",
+        help="rebuild VERSION from its git commit; exit 0 if the recorded, stored and rebuilt "
+        "digests agree, 1 naming the ones that differ",
+    )
+    again.add_argument("version")
+    again.add_argument("--repo", type=Path, default=Path(), help="git repository (default: .)")
     return parser
 
 
@@ -76,7 +86,18 @@ def _run(command: str, args: argparse.Namespace, registry: Registry) -> None:
     name = registry.name
     if command == "list":
         print(format_versions(registry))
-    elif args.command == "promote":
+    elif command == "reproduce":
+        digests = reproduce(registry, args.version, args.repo)
+        differing = digests.differing()
+        verdict = (
+            f"{name} v{args.version}: the rebuild from its commit matches"
+            if not differing
+            else f"{name} v{args.version}: digests differ: {', '.join(differing)}"
+        )
+        print("\n".join([verdict, *digests.lines()]))
+        if differing:
+            sys.exit(1)
+    elif command == "promote":
         old = registry.promote(args.version)
         before = f" (was v{old.version}, now alias previous)" if old else ""
         print(f"{name}: v{args.version} is {PRODUCTION}{before}")
