@@ -31,6 +31,20 @@ def run_stage(main: Callable[[], object], name: str) -> None:
     except PipelineError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         sys.exit(1)
+    except Exception as err:
+        # MLflow's errors (a tracking server or its database down mid-run, a refused request)
+        # are the user's to act on too. mlflow is not imported for that: a stage that never
+        # loaded it cannot raise its errors.
+        mlflow_errors = sys.modules.get("mlflow.exceptions")
+        if mlflow_errors is None or not isinstance(err, mlflow_errors.MlflowException):
+            raise
+        first = str(getattr(err, "message", err)).strip().splitlines()[0][:300]
+        print(
+            f"{name}: error: MLflow request failed: {first}; check the tracking server "
+            "(MLFLOW_TRACKING_URI) and its database, then run the same command again",
+            file=sys.stderr,
+        )
+        sys.exit(1)
     except KeyboardInterrupt:
         print(f"{name}: interrupted; nothing was written", file=sys.stderr)
         sys.exit(130)

@@ -200,15 +200,23 @@ def pipeline_run(experiment: str, params: Mapping[str, str]) -> Iterator[Any]:
     Yields:
         The active MLflow run; the caller tags it with :func:`tag_model` once it has exported.
     """
-    import mlflow
-
     store = connect()
-    experiment_id = ensure_experiment(experiment, store)
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.log_params(dict(params))
-        mlflow.set_tags(source_tags())
+    with _new_run(ensure_experiment(experiment, store), params) as run:
         yield run
     log.info("MLflow run %s in %s (%s)", run.info.run_id, experiment, store.uri)
+
+
+@contextmanager
+def _new_run(
+    experiment_id: str, params: Mapping[str, str], tags: Mapping[str, str] | None = None
+) -> Iterator[Any]:
+    """A new run with the params, the source tags and ``tags``: how every run of ours starts."""
+    import mlflow
+
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_params(dict(params))
+        mlflow.set_tags({**source_tags(), **(tags or {})})
+        yield run
 
 
 def tag_model(digest: str) -> None:
@@ -264,9 +272,7 @@ def model_run(experiment: str, digest: str, params: Mapping[str, str]) -> Iterat
         with mlflow.start_run(run_id=run_id) as run:
             yield run
         return
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.log_params(dict(params))
-        mlflow.set_tags({**source_tags(), DIGEST_TAG: digest, RESTORED_TAG: "true"})
+    with _new_run(experiment_id, params, {DIGEST_TAG: digest, RESTORED_TAG: "true"}) as run:
         log.info("no MLflow run for model %s in %s: opened run %s", digest, store.uri,
                  run.info.run_id)  # fmt: skip
         yield run
