@@ -144,6 +144,29 @@ def compression(reports: Path) -> str:
     return "\n".join([*lines, "", "From `reports/compression.json` and `reports/metrics.json`."])
 
 
+def remote(reports: Path) -> str:
+    """Fresh clone to first prediction through the remote vs by reproducing; push/pull sizes."""
+    report = _load(reports, "bench_remote.json")
+    mib = 1024 * 1024
+
+    def steps(way: dict[str, Any]) -> str:
+        return "; ".join(f"`{step}` {s:.1f} s" for step, s in way["steps"].items())
+
+    pull, repro, push = report["pull"], report["repro"], report["push"]
+    return "\n".join([
+        "| fresh clone to a first prediction | steps | total |",
+        "|---|---|---|",
+        f"| through the remote | {steps(pull)} | **{_seconds(pull['total_s'])}** |",
+        f"| reproducing (fetch + full training) | {steps(repro)} | "
+        f"**{_seconds(repro['total_s'])}** |",
+        "",
+        f"`make push` to an empty bucket: {push['objects']} objects, "
+        f"{push['bytes'] / mib:.0f} MiB in {push['seconds']:.1f} s; `make pull` brought "
+        f"{pull['bytes'] / mib:.0f} MiB. S3 on loopback (moto), so a real bucket's pull is "
+        "slower by its bandwidth. " + _source(report, "bench_remote.json"),
+    ])  # fmt: skip
+
+
 def repro_line(reports: Path) -> str:
     """The line ``make repro`` prints last, from ``reports/metrics.json``."""
     t = _load(reports, "metrics.json")["test"]
@@ -163,6 +186,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "pipeline": pipeline,
     "drift": drift,
     "compression": compression,
+    "remote": remote,
 }
 _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- /generated: \2 -->)", re.S)
 
