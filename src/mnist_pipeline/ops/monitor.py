@@ -206,6 +206,12 @@ def entry() -> None:
     except PipelineError as err:
         print(f"mnist-monitor: error: {err}", file=sys.stderr)
         sys.exit(ERROR)
+    except Exception as err:
+        # Schedulers and alerts read the status: an internal failure is 2, like any error.
+        log.debug("mnist-monitor crashed", exc_info=True)
+        print(f"mnist-monitor: internal error: {type(err).__name__}: {err}".splitlines()[0],
+              file=sys.stderr)  # fmt: skip
+        sys.exit(ERROR)
     sys.exit(code)
 
 
