@@ -12,6 +12,7 @@ from pathlib import Path
 
 import tensorflow as tf
 from flask import Response, g, request
+from flask.json.provider import DefaultJSONProvider
 from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
 
@@ -36,6 +37,23 @@ PROTECTED_PREFIXES = ("predict.", "ops.reload")
 MULTIPART_ENDPOINTS = {"predict.predict_image"}
 # Open Inference Protocol clients (tritonclient) send JSON without a Content-Type header.
 UNTYPED_JSON_ENDPOINTS = {"predict.v2_infer"}
+
+
+class _BoundedJSON(DefaultJSONProvider):
+    """Flask's JSON, except that a body nested too deeply is the client's error (400).
+
+    Python's decoder raises RecursionError on deep nesting (a 100,000-level body would answer
+    500); as a ValueError it becomes Flask's "Failed to decode JSON object" 400.
+    """
+
+    sort_keys = False
+
+    def loads(self, s: str | bytes, **kwargs: object) -> object:
+        """Decode ``s``; too deep a nesting raises ValueError."""
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("the JSON body is nested too deeply") from None
 
 
 def _configure_tensorflow(threads: int) -> None:
@@ -124,7 +142,7 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
         validation_error_callback=validation_error,
     )
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = _BoundedJSON(app)
     metrics = ServiceMetrics(app)
     holder = ModelHolder()
     prediction_log = PredictionLog(settings.prediction_log)

@@ -85,6 +85,18 @@ def test_nan_and_infinity_are_refused(client: FlaskClient) -> None:
         assert "NaN or infinity" in response.get_json()["message"]
 
 
+JSON_ROUTES = ["/predict", "/v1/models/mnist:predict", "/v2/models/mnist/infer"]
+
+
+@pytest.mark.parametrize("route", JSON_ROUTES)
+def test_deeply_nested_json_is_a_client_error(client: FlaskClient, route: str) -> None:
+    """Python's JSON decoder raises RecursionError at this depth: it must not answer 500."""
+    body = "[" * 100_000 + "]" * 100_000
+    response = client.post(route, data=body, content_type="application/json")
+    assert 400 <= response.status_code < 500
+    assert response.get_json()["error"] in {"invalid_request", "bad_request"}
+
+
 def test_content_type_size_and_unknown_routes(
     make_settings: Callable[..., Settings],
 ) -> None:
