@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import hmac
 import logging
 import re
 import time
@@ -16,7 +15,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
 
-from app import logs
+from app import access, logs
 from app.drift_status import DriftStatus
 from app.errors import error_response, register_error_handlers, validation_error
 from app.metrics import ServiceMetrics
@@ -32,8 +31,7 @@ from mnist_contracts.settings import load_env
 log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-# Endpoints that need the API key (when API_KEY is set) and the body type each POST accepts.
-PROTECTED_PREFIXES = ("predict.", "ops.reload")
+# The body type each POST accepts (who may call what: app.access).
 MULTIPART_ENDPOINTS = {"predict.predict_image"}
 # Open Inference Protocol clients (tritonclient) send JSON without a Content-Type header.
 UNTYPED_JSON_ENDPOINTS = {"predict.v2_infer"}
@@ -85,7 +83,7 @@ def _check_content_type(endpoint: str) -> Response | None:
 
 
 def _install_hooks(app: OpenAPI, settings: Settings) -> None:
-    access = logging.getLogger("app.access")
+    access_log = logging.getLogger("app.access")
 
     @app.before_request
     def start() -> Response | None:
@@ -93,11 +91,9 @@ def _install_hooks(app: OpenAPI, settings: Settings) -> None:
         given = request.headers.get("X-Request-ID", "")
         g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         endpoint = request.endpoint or ""
-        if settings.api_key is not None and endpoint.startswith(PROTECTED_PREFIXES):
-            key = request.headers.get("X-API-Key", "")
-            expected = settings.api_key.get_secret_value()
-            if not hmac.compare_digest(key.encode(), expected.encode()):
-                return error_response(401, "unauthorized", "missing or wrong X-API-Key header")
+        refused = access.check(endpoint, settings.api_key, settings.admin_key)
+        if refused is not None:
+            return refused
         if request.method == "POST" and endpoint:
             return _check_content_type(endpoint)
         return None
@@ -106,7 +102,7 @@ def _install_hooks(app: OpenAPI, settings: Settings) -> None:
     def finish(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-        access.info(
+        access_log.info(
             "request",
             extra={
                 "fields": {
@@ -138,7 +134,10 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
     app = OpenAPI(
         __name__,
         info=Info(title="MNIST digit classifier", version="1.0.0"),
-        security_schemes={"api_key": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+        security_schemes={
+            "api_key": {"type": "apiKey", "in": "header", "name": access.API_KEY_HEADER},
+            "admin_key": {"type": "apiKey", "in": "header", "name": access.ADMIN_KEY_HEADER},
+        },
         validation_error_callback=validation_error,
     )
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length

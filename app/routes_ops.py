@@ -111,9 +111,11 @@ def v2_model_ready(path: ModelPath) -> Reply:
 
 @bp.post(
     "/admin/reload",
+    security=[{"admin_key": []}],
     responses={
         200: ReloadResponse,
         401: ErrorResponse,
+        404: ErrorResponse,
         409: ErrorResponse,
         415: ErrorResponse,
         422: ErrorResponse,

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     max_content_length: int = Field(default=8 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
     api_key: SecretStr | None = None
+    admin_key: SecretStr | None = Field(
+        default=None, description="enables the admin routes (X-Admin-Key); off when unset"
+    )
     prediction_log: Path = paths.PREDICTION_LOG
     state_dir: Path = paths.STATE_DIR
     reload_poll_s: float = Field(default=1.0, gt=0)

@@ -126,7 +126,7 @@ def test_api_key_protects_predictions_not_health(make_settings: Callable[..., Se
     assert wrong.status_code == 401
     right = client.post("/predict", json={"image": ZEROS}, headers={"X-API-Key": "s3cret"})
     assert right.status_code == 200
-    assert client.post("/admin/reload", json={}).status_code == 401
+    assert client.post("/admin/reload", json={}).status_code == 404  # no ADMIN_KEY: admin off
     for path in ("/health/live", "/health/ready", "/metrics", "/metadata"):
         assert client.get(path).status_code == 200, path
 
@@ -226,19 +226,21 @@ def test_image_upload_is_normalised_like_mnist(client: FlaskClient) -> None:
 
 
 def test_reload_refuses_a_broken_model_and_accepts_a_good_one(
-    client: FlaskClient, other_model: Path, tmp_path: Path
+    make_settings: Callable[..., Settings], other_model: Path, tmp_path: Path
 ) -> None:
+    client = create_app(make_settings(admin_key="adm")).test_client()
+    admin = {"X-Admin-Key": "adm"}
     before = client.get("/metadata").get_json()["model_version"]
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "saved_model.pb").write_bytes(b"garbage")
-    refused = client.post("/admin/reload", json={"model_source": str(broken)})
+    refused = client.post("/admin/reload", json={"model_source": str(broken)}, headers=admin)
     assert refused.status_code == 409
     assert str(tmp_path) not in refused.get_data(as_text=True)
     assert client.get("/metadata").get_json()["model_version"] == before
     assert client.post("/predict", json={"image": ZEROS}).status_code == 200
 
-    accepted = client.post("/admin/reload", json={"model_source": str(other_model)})
+    accepted = client.post("/admin/reload", json={"model_source": str(other_model)}, headers=admin)
     assert accepted.status_code == 200
     after = accepted.get_json()["model_version"]
     assert after != before

@@ -23,6 +23,7 @@ from tests.conftest import PROJECT_ROOT, free_port
 
 pytestmark = pytest.mark.slow
 ZEROS = [[0] * 28 for _ in range(28)]
+ADMIN_KEY = "admin-test"  # pragma: allowlist secret
 
 
 @dataclass
@@ -48,6 +49,7 @@ def server(tmp_path: Path, tiny_model: Path) -> Iterator[Server]:
         "STATE_DIR": str(tmp_path / "state"),
         "RELOAD_POLL_S": "0.2",
         "PROMETHEUS_MULTIPROC_DIR": str(prom),
+        "ADMIN_KEY": ADMIN_KEY,
     }
     log_file = tmp_path / "gunicorn.log"
     with log_file.open("wb") as log:
@@ -175,11 +177,17 @@ def test_reload_under_load_and_nothing_unlogged(server: Server, other_model: Pat
     time.sleep(1.5)
     before = set(versions)
     refused = requests.post(
-        f"{server.url}/admin/reload", json={"model_source": "/nonexistent"}, timeout=60
+        f"{server.url}/admin/reload",
+        json={"model_source": "/nonexistent"},
+        timeout=60,
+        headers={"X-Admin-Key": ADMIN_KEY},
     )
     assert refused.status_code == 409
     reloaded = requests.post(
-        f"{server.url}/admin/reload", json={"model_source": str(other_model)}, timeout=60
+        f"{server.url}/admin/reload",
+        json={"model_source": str(other_model)},
+        timeout=60,
+        headers={"X-Admin-Key": ADMIN_KEY},
     )
     assert reloaded.status_code == 200
     new_version = reloaded.json()["model_version"]

@@ -29,6 +29,8 @@ def _settings(directory: Path, model_dir: Path) -> Settings:
         prediction_log=directory / "predictions.db",
         state_dir=directory / "state",
         max_images=8,
+        # The admin route on (as an operator would run it), so its documented 401 is checked.
+        admin_key="fuzz-admin",  # pragma: allowlist secret
     )
 
 

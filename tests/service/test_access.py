@@ -1,0 +1,74 @@
+"""Every route's access rule, checked by walking the URL map (a new route must declare one)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+
+from app import access, create_app
+from app.settings import Settings
+
+API, ADMIN = "client-secret", "admin-secret"  # pragma: allowlist secret
+
+
+def routes(app: Flask) -> list[tuple[str, str, str]]:
+    """(endpoint, a concrete URL, method) for every rule of the app."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        url = re.sub(r"<(?:[a-z]+:)?(\w+)>", "mnist", rule.rule)
+        method = "POST" if "POST" in rule.methods else "GET"  # type: ignore[operator]
+        found.append((rule.endpoint, url, method))
+    return found
+
+
+def test_every_route_declares_its_access(make_settings: Callable[..., Settings]) -> None:
+    app = create_app(make_settings(), load=False)
+    undeclared = {endpoint for endpoint, _, _ in routes(app)} - set(access.ROUTES)
+    assert not undeclared, f"routes without an access rule in app/access.py: {undeclared}"
+    assert set(access.ROUTES) <= {endpoint for endpoint, _, _ in routes(app)}  # no stale rule
+
+
+@pytest.mark.parametrize("keys", ["none", "both"])
+def test_each_rule_holds_on_every_route(make_settings: Callable[..., Settings], keys: str) -> None:
+    configured = {"api_key": API, "admin_key": ADMIN} if keys == "both" else {}
+    client = create_app(make_settings(**configured), load=False).test_client()
+    for endpoint, url, method in routes(client.application):
+        rule = access.ROUTES[endpoint]
+        bare = client.open(url, method=method, json={})
+        if rule == access.PUBLIC:
+            assert bare.status_code not in (401, 403), (endpoint, bare.status_code)
+        elif rule == access.CLIENT:
+            expected_bare = 401 if keys == "both" else None
+            if expected_bare:
+                assert bare.status_code == 401, endpoint
+                right = client.open(url, method=method, json={}, headers={"X-API-Key": API})
+                assert right.status_code != 401, endpoint
+                # The admin key is not a client key.
+                admin = client.open(url, method=method, json={}, headers={"X-API-Key": ADMIN})
+                assert admin.status_code == 401, endpoint
+            else:
+                assert bare.status_code not in (401, 403, 404), endpoint
+        else:  # admin
+            if keys == "none":
+                assert bare.status_code == 404, endpoint  # off by default
+                continue
+            assert bare.status_code == 401, endpoint
+            wrong = client.open(url, method=method, json={}, headers={"X-Admin-Key": "nope"})
+            assert wrong.status_code == 401, endpoint
+            as_client = client.open(url, method=method, json={}, headers={"X-Admin-Key": API})
+            assert as_client.status_code == 401, endpoint  # the client key is not an admin key
+            right = client.open(url, method=method, json={}, headers={"X-Admin-Key": ADMIN})
+            assert right.status_code not in (401, 403, 404), endpoint
+
+
+def test_an_undeclared_route_is_closed(make_settings: Callable[..., Settings]) -> None:
+    app = create_app(make_settings(admin_key=ADMIN), load=False)
+    app.add_url_rule("/ops/forgotten", "ops.forgotten", lambda: "secret things")
+    client = app.test_client()
+    for headers in ({}, {"X-Admin-Key": ADMIN}):
+        response = client.get("/ops/forgotten", headers=headers)
+        assert response.status_code == 403
+        assert response.get_json()["message"] == "this route declares no access rule"
