@@ -9,6 +9,7 @@ serving. Workers started later (a Gunicorn HUP, a crash restart) load the record
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -34,13 +35,19 @@ def read_control(state_dir: Path) -> tuple[int, str] | None:
 
 
 def write_control(state_dir: Path, source: str) -> int:
-    """Record an accepted reload atomically; return its generation."""
+    """Record an accepted reload atomically; return its generation.
+
+    The read-increment-write holds an exclusive lock on a file beside the record, so two
+    reloads accepted at once by two workers get two generations, never the same one.
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
-    current = read_control(state_dir)
-    generation = (current[0] if current else 0) + 1
-    tmp = state_dir / f".{CONTROL_FILE}.{os.getpid()}"
-    tmp.write_text(json.dumps({"generation": generation, "source": source}))
-    os.replace(tmp, state_dir / CONTROL_FILE)
+    with (state_dir / f".{CONTROL_FILE}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        current = read_control(state_dir)
+        generation = (current[0] if current else 0) + 1
+        tmp = state_dir / f".{CONTROL_FILE}.{os.getpid()}.{threading.get_ident()}"
+        tmp.write_text(json.dumps({"generation": generation, "source": source}))
+        os.replace(tmp, state_dir / CONTROL_FILE)
     return generation
 
 

@@ -109,6 +109,33 @@ def v2_model_ready(path: ModelPath) -> Reply:
     return jsonify(name=name, ready=True)
 
 
+def reload_source(model_uri: str | None, configured: str, body: ReloadRequest) -> str:
+    """What a reload may load: the configured source, or a version/alias of the same model.
+
+    Args:
+        model_uri: ``MODEL_URI``, if set.
+        configured: The configured source (``MODEL_URI`` or ``MODEL_DIR``).
+        body: The request.
+
+    Returns:
+        The source to load.
+
+    Raises:
+        ValueError: If the request asks for something this service may not load.
+    """
+    if body.version and body.alias:
+        raise ValueError("give a version or an alias, not both")
+    if not (body.version or body.alias):
+        return configured
+    if not model_uri or not model_uri.startswith("models:/"):
+        raise ValueError(
+            "this service serves a directory: update it and reload with an empty body; "
+            "version and alias need MODEL_URI=models:/NAME@ALIAS"
+        )
+    name = model_uri.removeprefix("models:/").split("@", 1)[0].split("/", 1)[0]
+    return f"models:/{name}/{body.version}" if body.version else f"models:/{name}@{body.alias}"
+
+
 @bp.post(
     "/admin/reload",
     security=[{"admin_key": []}],
@@ -129,7 +156,10 @@ def reload(body: ReloadRequest) -> Reply:
     """
     service = state()
     watcher: ReloadWatcher = current_app.extensions["mnist_reload"]
-    source = body.model_source or service.settings.model_source
+    try:
+        source = reload_source(service.settings.model_uri, service.settings.model_source, body)
+    except ValueError as err:
+        return error_response(422, "invalid_request", str(err))
     try:
         model = watcher.apply(source)
     except ModelLoadError as err:

@@ -139,11 +139,20 @@ class ImageForm(BaseModel):
 
 
 class ReloadRequest(BaseModel):
-    """Reload the model from its configured source, or from ``model_source``."""
+    """Reload the configured source, or another version or alias of the configured model.
+
+    Never an arbitrary path or URI: an empty body loads ``MODEL_DIR`` (or ``MODEL_URI``) again;
+    ``version`` or ``alias`` need ``MODEL_URI=models:/NAME...`` and stay within model NAME.
+    """
 
     model_config = ConfigDict(extra="forbid")
-    model_source: str | None = Field(
-        default=None, description="SavedModel directory or models:/NAME@ALIAS"
+    version: str | None = Field(
+        default=None, pattern=r"^[1-9][0-9]{0,8}$", description="a version of the served model"
+    )
+    alias: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$",
+        description="an alias of the served model, e.g. production",
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -226,25 +227,63 @@ def test_image_upload_is_normalised_like_mnist(client: FlaskClient) -> None:
 
 
 def test_reload_refuses_a_broken_model_and_accepts_a_good_one(
-    make_settings: Callable[..., Settings], other_model: Path, tmp_path: Path
+    make_settings: Callable[..., Settings], tiny_model: Path, other_model: Path, tmp_path: Path
 ) -> None:
-    client = create_app(make_settings(admin_key="adm")).test_client()
+    served = tmp_path / "served"  # the configured MODEL_DIR, updated in place as by `dvc pull`
+    shutil.copytree(tiny_model, served)
+    client = create_app(make_settings(admin_key="adm", model_dir=served)).test_client()
     admin = {"X-Admin-Key": "adm"}
     before = client.get("/metadata").get_json()["model_version"]
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "saved_model.pb").write_bytes(b"garbage")
-    refused = client.post("/admin/reload", json={"model_source": str(broken)}, headers=admin)
+    (served / "saved_model.pb").write_bytes(b"garbage")
+    refused = client.post("/admin/reload", json={}, headers=admin)
     assert refused.status_code == 409
     assert str(tmp_path) not in refused.get_data(as_text=True)
     assert client.get("/metadata").get_json()["model_version"] == before
     assert client.post("/predict", json={"image": ZEROS}).status_code == 200
 
-    accepted = client.post("/admin/reload", json={"model_source": str(other_model)}, headers=admin)
+    shutil.rmtree(served)
+    shutil.copytree(other_model, served)
+    accepted = client.post("/admin/reload", json={}, headers=admin)
     assert accepted.status_code == 200
     after = accepted.get_json()["model_version"]
     assert after != before
     assert client.post("/predict", json={"image": ZEROS}).get_json()["model_version"] == after
+
+
+def test_reload_never_loads_a_path_or_uri_the_caller_names(
+    make_settings: Callable[..., Settings], other_model: Path
+) -> None:
+    client = create_app(make_settings(admin_key="adm")).test_client()
+    admin = {"X-Admin-Key": "adm"}
+    before = client.get("/metadata").get_json()["model_version"]
+    for body, message in (
+        ({"model_source": str(other_model)}, "the request body is invalid"),
+        ({"source": "models:/other@production"}, "the request body is invalid"),
+        ({"version": "../../etc"}, "the request body is invalid"),
+        ({"alias": "x/../../y"}, "the request body is invalid"),
+        ({"version": "3"}, "this service serves a directory"),
+        ({"version": "3", "alias": "production"}, "not both"),
+    ):
+        response = client.post("/admin/reload", json=body, headers=admin)
+        assert response.status_code == 422, body
+        assert message in response.get_json()["message"], body
+    assert client.get("/metadata").get_json()["model_version"] == before
+
+
+def test_reload_names_versions_and_aliases_of_the_served_model_only() -> None:
+    from app.routes_ops import reload_source
+    from app.schemas import ReloadRequest
+
+    uri = "models:/mnist-classifier@production"
+    assert reload_source(uri, uri, ReloadRequest()) == uri
+    assert reload_source(uri, uri, ReloadRequest(version="7")) == "models:/mnist-classifier/7"
+    assert reload_source(uri, uri, ReloadRequest(alias="previous")) == (
+        "models:/mnist-classifier@previous"
+    )
+    pinned = "models:/mnist-classifier/3"
+    assert reload_source(pinned, pinned, ReloadRequest(alias="production")) == (
+        "models:/mnist-classifier@production"
+    )
 
 
 def test_every_answered_prediction_is_logged(make_settings: Callable[..., Settings]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -32,6 +33,7 @@ class Server:
     process: subprocess.Popen[bytes]
     prediction_log: Path
     log_file: Path
+    model_dir: Path
 
 
 @pytest.fixture
@@ -39,11 +41,13 @@ def server(tmp_path: Path, tiny_model: Path) -> Iterator[Server]:
     port = free_port()
     prom = tmp_path / "prometheus"
     prom.mkdir()
+    served = tmp_path / "served"  # MODEL_DIR, which a reload test updates in place
+    shutil.copytree(tiny_model, served)
     env = {
         **os.environ,
         "BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "2",
-        "MODEL_DIR": str(tiny_model),
+        "MODEL_DIR": str(served),
         "METRICS_FILE": str(tmp_path / "none.json"),
         "PREDICTION_LOG": str(tmp_path / "predictions.db"),
         "STATE_DIR": str(tmp_path / "state"),
@@ -68,7 +72,7 @@ def server(tmp_path: Path, tiny_model: Path) -> Iterator[Server]:
             ready = ready + 1 if requests.get(f"{url}/health/ready", timeout=2).ok else 0
         except requests.RequestException:
             time.sleep(0.3)
-    yield Server(url, process, tmp_path / "predictions.db", log_file)
+    yield Server(url, process, tmp_path / "predictions.db", log_file, served)
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
@@ -176,19 +180,13 @@ def test_reload_under_load_and_nothing_unlogged(server: Server, other_model: Pat
         thread.start()
     time.sleep(1.5)
     before = set(versions)
-    refused = requests.post(
-        f"{server.url}/admin/reload",
-        json={"model_source": "/nonexistent"},
-        timeout=60,
-        headers={"X-Admin-Key": ADMIN_KEY},
-    )
+    admin = {"X-Admin-Key": ADMIN_KEY}
+    good = server.model_dir.with_name("good")
+    server.model_dir.rename(good)  # MODEL_DIR gone (a half-finished deploy): refused
+    refused = requests.post(f"{server.url}/admin/reload", json={}, timeout=60, headers=admin)
     assert refused.status_code == 409
-    reloaded = requests.post(
-        f"{server.url}/admin/reload",
-        json={"model_source": str(other_model)},
-        timeout=60,
-        headers={"X-Admin-Key": ADMIN_KEY},
-    )
+    shutil.copytree(other_model, server.model_dir)  # the new model in place, as `dvc pull` does
+    reloaded = requests.post(f"{server.url}/admin/reload", json={}, timeout=60, headers=admin)
     assert reloaded.status_code == 200
     new_version = reloaded.json()["model_version"]
     time.sleep(3)  # the other worker picks the reload up from the control file
