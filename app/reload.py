@@ -65,6 +65,9 @@ class ReloadWatcher:
         self.holder, self.loader, self.on_loaded = holder, loader, on_loaded
         self.state_dir, self.poll_s = state_dir, poll_s
         self.generation = (read_control(state_dir) or (0, ""))[0]
+        # Why this worker does not serve the latest accepted reload (None when it does):
+        # /health/ready answers 503 meanwhile, so no traffic reaches a worker left behind.
+        self.lagging: str | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -86,13 +89,28 @@ class ReloadWatcher:
     def _loop(self) -> None:
         while True:
             time.sleep(self.poll_s)
-            control = read_control(self.state_dir)
-            if control is None or control[0] <= self.generation:
-                continue
-            generation, source = control
-            self.generation = generation
-            try:
-                model = self.apply(source)
-                log.info("model reloaded", extra={"fields": {"version": model.info.version}})
-            except ModelLoadError as err:
-                log.error("reload refused", extra={"fields": {"reason": str(err)}})
+            self.poll_once()
+
+    def poll_once(self) -> None:
+        """Follow the reload record once: load a newer generation, or retry a failed one.
+
+        A worker that cannot load what another worker accepted (a file not there yet, memory)
+        keeps the generation it serves, reports itself not ready and retries on every poll, so
+        it ends up serving the target or out of the load balancer, never silently behind.
+        """
+        control = read_control(self.state_dir)
+        if control is None or control[0] <= self.generation:
+            return
+        generation, source = control
+        try:
+            model = self.apply(source)
+        except ModelLoadError as err:
+            if self.lagging is None:
+                log.error(
+                    "reload failed in this worker; not ready, retrying",
+                    extra={"fields": {"generation": generation, "reason": str(err)}},
+                )
+            self.lagging = f"reload generation {generation} failed to load in this worker"
+            return
+        self.generation, self.lagging = generation, None
+        log.info("model reloaded", extra={"fields": {"version": model.info.version}})

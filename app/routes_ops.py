@@ -43,8 +43,11 @@ def live() -> Reply:
 
 @bp.get("/health/ready", responses={200: HealthResponse, 503: ErrorResponse})
 def ready() -> Reply:
-    """The model is loaded and warmed up (503 before)."""
+    """The model is loaded and warmed up, and it is the latest accepted reload (503 otherwise)."""
     model = state().model()
+    watcher: ReloadWatcher | None = current_app.extensions.get("mnist_reload")
+    if watcher is not None and watcher.lagging:
+        return error_response(503, "not_ready", f"{watcher.lagging}; retrying")
     return jsonify(status="ready", model_version=model.info.version)
 
 
@@ -171,4 +174,5 @@ def reload(body: ReloadRequest) -> Reply:
             409, "model_refused", f"model failed to load or warm up; still serving {version}"
         )
     watcher.generation = write_control(service.settings.state_dir, source)
+    watcher.lagging = None
     return jsonify(status="reloaded", model_version=model.info.version)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-from app.reload import read_control, write_control
+from app import create_app
+from app.reload import ReloadWatcher, read_control, write_control
+from app.settings import Settings
 
 
 def _write_many(state_dir: Path, worker: int, count: int) -> list[int]:
@@ -23,3 +27,31 @@ def test_concurrent_reloads_in_many_processes_get_distinct_generations(tmp_path:
     control = read_control(tmp_path)
     assert control is not None
     assert control[0] == 100
+
+
+def test_a_worker_that_cannot_load_a_reload_is_not_ready_and_retries(
+    make_settings: Callable[..., Settings], tiny_model: Path, other_model: Path, tmp_path: Path
+) -> None:
+    """Another worker accepted a reload that this one cannot load yet: never silently behind."""
+    served = tmp_path / "served"
+    shutil.copytree(tiny_model, served)
+    settings = make_settings(model_dir=served)
+    app = create_app(settings)  # loads, but its poll thread is driven by hand below
+    client = app.test_client()
+    watcher: ReloadWatcher = app.extensions["mnist_reload"]
+    before = client.get("/health/ready").get_json()["model_version"]
+
+    shutil.rmtree(served)  # the other worker's reload, while this worker's disk is behind
+    write_control(settings.state_dir, str(served))
+    watcher.poll_once()
+    not_ready = client.get("/health/ready")
+    assert not_ready.status_code == 503
+    assert "failed to load in this worker; retrying" in not_ready.get_json()["message"]
+    # It keeps answering with the model it has while the balancer takes it out.
+    assert client.get("/metadata").get_json()["model_version"] == before
+
+    shutil.copytree(other_model, served)  # the files arrive: the next poll catches up
+    watcher.poll_once()
+    ready = client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.get_json()["model_version"] != before
