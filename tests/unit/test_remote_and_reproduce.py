@@ -23,6 +23,8 @@ DVC_SAID = {
     "ERROR: failed to pull data from the cloud - 14 files failed to download\n",
     "stopped part-way": "WARNING: something\nERROR: failed to push data to the cloud - "
     "3 files failed to upload\n",
+    "dropped the connection": "ERROR: unexpected error - Connection was closed before we "
+    'received a valid response from endpoint URL: "http://127.0.0.1:51929/mnist-team/runs".\n',
     "bucket does not exist": "ERROR: unexpected error - NoSuchBucket: The specified bucket "
     "does not exist\n",
 }

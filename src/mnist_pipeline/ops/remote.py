@@ -41,8 +41,19 @@ _CAUSES: tuple[tuple[tuple[str, ...], str], ...] = (
         "the bucket does not exist: create it, or fix the URL with `make remote`",
     ),
     (
-        ("Could not connect", "failed to connect", "Connection refused", "Connect timeout"),
-        "the server cannot be reached: check ENDPOINT, then run the same command again",
+        (
+            "Could not connect",
+            "failed to connect",
+            "Connection refused",
+            "Connect timeout",
+            "Cannot connect to host",
+            "Connection was closed",
+            "ServerDisconnected",
+            "Read timeout",
+            "Connection reset",
+        ),
+        "the server cannot be reached or dropped the connection: check ENDPOINT and that the "
+        "server is up, then run the same command again",
     ),
     (
         ("failed to download", "failed to upload", "failed to push", "failed to pull"),
