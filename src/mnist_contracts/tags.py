@@ -10,6 +10,7 @@ METRIC_PREFIX = "test."
 ACCURACY_TAG = METRIC_PREFIX + "accuracy"
 GIT_COMMIT_TAG = "git.commit"
 GIT_DIRTY_TAG = "git.dirty"
+PROMOTABLE_TAG = "registry.promotable"  # false: an experiment or PR run, never production
 RUN_ID_TAG = "run_id"
 DVC_MODEL_MD5_TAG = "dvc.model_md5"
 DVC_EXP_NAME_TAG = "dvc.exp_name"

@@ -129,4 +129,5 @@ def registry_section(record: Mapping[str, Any]) -> str:
         f"## In this registry\n"
         f"Version {version} of `{record['name']}` (MLflow run `{record['run_id']}`); aliases on "
         f"this version: {aliases}.\n\nQuality gate: **{verdict}**, {gate['reason']}.\n"
+        + (f"\nPromotion: this run {record['promotion']}.\n" if "promotion" in record else "")
     )

@@ -154,6 +154,11 @@ class RegisterParams(_Section):
     tolerance: float = Field(
         default=0.001, ge=0, le=1, description="how much worse than production a model may be"
     )
+    promote_branch: str = Field(
+        default="main",
+        pattern=r"^[A-Za-z0-9._/-]*$",
+        description="the branch whose committed workspace may move production ('' = none)",
+    )
 
 
 # ``register`` is a public params key (a DVC stage's section); pydantic warns that the name

@@ -1,8 +1,9 @@
 """Model Registry operations: versions, aliases, the quality gate, promote and rollback.
 
-Aliases, MLflow 3 style (registry stages are deprecated): ``candidate`` is the newest registered
-version; ``production`` the one that serves; ``previous`` the production version before it, so a
-rollback is one step. Used by the ``register`` stage and by the ``mnist-registry`` CLI.
+Aliases, MLflow 3 style (registry stages are deprecated): ``candidate`` is the newest version
+that passed the gate; ``production`` the one that serves; ``previous`` the production version
+before it, so a rollback is one step. Used by the ``register`` stage and the ``mnist-registry``
+CLI.
 """
 
 from __future__ import annotations

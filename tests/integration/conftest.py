@@ -1,3 +1,4 @@
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -19,4 +20,16 @@ def workdir(tmp_path: Path, tiny_raw: RawMnist, tiny_params_yaml: str) -> Path:
         x_test=tiny_raw.test.x,
         y_test=tiny_raw.test.y,
     )
+    # The committed workspace of main, the one place a run may move `production`.
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "add", "params.yaml")
+    git(tmp_path, "commit", "-qm", "params")
     return tmp_path
+
+
+def git(cwd: Path, *args: str) -> None:
+    """Run git in ``cwd`` with a fixed identity."""
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+        cwd=cwd, check=True, capture_output=True,
+    )  # fmt: skip

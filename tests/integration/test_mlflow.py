@@ -17,6 +17,7 @@ from mnist_pipeline.ops import registry_cli
 from mnist_pipeline.registry import Registry
 from mnist_pipeline.tracking import connect
 from tests.conftest import free_port
+from tests.integration.conftest import git
 from tests.integration.stages import run_evaluate, run_preprocess, run_register, run_train
 
 pytestmark = pytest.mark.slow
@@ -35,6 +36,7 @@ def set_params(w: Path, **sections: dict[str, object]) -> None:
     for section, values in sections.items():
         params.setdefault(section, {}).update(values)
     (w / "params.yaml").write_text(yaml.safe_dump(params))
+    git(w, "commit", "-qam", "params")  # committed, as a change on main would be
 
 
 def full_run(w: Path) -> dict[str, object]:
@@ -122,12 +124,13 @@ def test_gate_rollback_and_idempotent_registration(
     set_params(workdir, train={"epochs": 3})
     assert full_run(workdir)["aliases"] == {"candidate": "2", "previous": "1", "production": "2"}
 
-    # Below the floor (an untrained model): candidate only, production unchanged.
+    # Below the floor (an untrained model): registered, but no alias moves to it.
     set_params(workdir, train={"epochs": 1, "learning_rate": 1e-7})
     record = full_run(workdir)
     assert record["gate"]["passed"] is False
     assert "below register.min_accuracy" in record["gate"]["reason"]
-    assert record["aliases"] == {"candidate": "3", "previous": "1", "production": "2"}
+    assert record["version"] == "3"
+    assert record["aliases"] == {"candidate": "2", "previous": "1", "production": "2"}
 
     registry_cli.main(["rollback"])
     assert "rolled back from v2 to v1" in capsys.readouterr().out
@@ -136,7 +139,7 @@ def test_gate_rollback_and_idempotent_registration(
     assert "v3 is production (was v1, now alias previous)" in capsys.readouterr().out
     registry_cli.main(["list"])
     listing = capsys.readouterr().out
-    assert "candidate,production" in listing
+    assert "      3  production " in listing
     assert listing.count("\n") == 4  # header + three versions
 
     with pytest.raises(PipelineError, match=r"version 9 of mnist-classifier does not exist"):

@@ -114,3 +114,39 @@ def test_model_card_holds_nothing_store_specific() -> None:
     assert "Version 4 of `mnist-classifier` (MLflow run `r1`)" in section
     assert "aliases on this version: `candidate`, `production`" in section
     assert "Quality gate: **passed**" in section
+
+
+def test_only_the_committed_main_workspace_may_promote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    from mnist_pipeline.tracking import may_promote
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e.invalid", *args],
+                       cwd=tmp_path, check=True, capture_output=True)  # fmt: skip
+
+    for name in ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "GITHUB_EVENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    assert may_promote("main") == (False, "not on a branch, not register.promote_branch (main)")
+    git("init", "-q", "-b", "main")
+    (tmp_path / "params.yaml").write_text("seed: 1\n")
+    git("add", "params.yaml")
+    git("commit", "-qm", "params")
+    assert may_promote("main") == (True, "the committed workspace of main")
+    assert may_promote("") == (False, "register.promote_branch is empty")
+
+    (tmp_path / "params.yaml").write_text("seed: 2\n")
+    assert may_promote("main") == (False, "uncommitted changes on main")
+    git("checkout", "-q", "-b", "feature")
+    assert may_promote("main") == (False, "branch feature, not register.promote_branch (main)")
+    git("checkout", "-q", "main")
+    git("commit", "-qam", "seed 2")
+
+    monkeypatch.setenv("DVC_EXP_NAME", "lr-sweep-3")
+    assert may_promote("main") == (False, "DVC experiment lr-sweep-3")
+    monkeypatch.delenv("DVC_EXP_NAME")
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
+    assert may_promote("main") == (False, "a pull-request run")

@@ -37,6 +37,7 @@ from mnist_contracts.tags import (
     DVC_MODEL_MD5_TAG,
     METRIC_PREFIX,
     PARAMS_DIGEST_TAG,
+    PROMOTABLE_TAG,
     RUN_ID_TAG,
 )
 from mnist_pipeline import tracking
@@ -143,8 +144,10 @@ def register(params: Params, metrics: dict[str, Any], root: Path) -> dict[str, A
             log.info("registered %s version %s (model %s)", name, version, digest)
         else:
             log.info("model %s is already %s v%s; reusing it", digest, name, version)
+        promotable, why = tracking.may_promote(params.register.promote_branch)
         tags = {
             **tracking.source_tags(),
+            PROMOTABLE_TAG: str(promotable).lower(),
             DIGEST_TAG: digest,
             PARAMS_DIGEST_TAG: params_digest(flatten(params)),
             DVC_MODEL_MD5_TAG: model_md5(root / paths.LOCK_FILE),
@@ -153,7 +156,6 @@ def register(params: Params, metrics: dict[str, Any], root: Path) -> dict[str, A
         }
         for key, value in tags.items():
             registry.client.set_model_version_tag(name, version, key, value)
-        registry.set_alias(CANDIDATE, version)
         production = registry.alias(PRODUCTION)
         production_accuracy = (
             float(production.tags[ACCURACY_TAG])
@@ -169,8 +171,12 @@ def register(params: Params, metrics: dict[str, Any], root: Path) -> dict[str, A
             production.version if production else None,
             production_accuracy,
         )
+        # candidate only ever names a version that passed the gate; production moves only
+        # from a run allowed to promote (see tracking.may_promote).
         if gate.passed:
-            registry.promote(version)
+            registry.set_alias(CANDIDATE, version)
+            if promotable:
+                registry.promote(version)
         mlflow.set_tags({"registry.version": version, "registry.gate": str(gate.passed).lower()})
         aliases = {alias: v.version for v in registry.versions() for alias in v.aliases}
     return {
@@ -180,6 +186,8 @@ def register(params: Params, metrics: dict[str, Any], root: Path) -> dict[str, A
         "run_id": run_id,
         "aliases": dict(sorted(aliases.items())),
         "gate": gate.as_dict(),
+        "promotion": ("may move production: " if promotable else "does not move production: ")
+        + why,
     }
 
 
@@ -211,9 +219,9 @@ def main(root: Path = Path()) -> dict[str, Any]:
     Registry(record["name"]).describe(record["version"], card + "\n" + registry_section(record))
     write_text(root / paths.MODEL_CARD_FILE, card)
     log.info(
-        "%s v%s (model %s), aliases %s: %s",
+        "%s v%s (model %s), aliases %s: %s; %s",
         record["name"], record["version"], record["digest"], record["aliases"],
-        record["gate"]["reason"],
+        record["gate"]["reason"], record["promotion"],
     )  # fmt: skip
     return record
 
