@@ -79,9 +79,7 @@ def check(endpoint: str, api_key: SecretStr | None, admin_key: SecretStr | None)
         if admin_key is None:  # off: indistinguishable from a route that does not exist
             return error_response(404, "not_found", "no such endpoint; see /openapi/openapi.json")
         if not _matches(ADMIN_KEY_HEADER, admin_key):
-            return error_response(
-                401, "unauthorized", f"missing or wrong {ADMIN_KEY_HEADER} header"
-            )
+            return _unauthorized(ADMIN_KEY_HEADER)
     if rule == CLIENT and api_key is not None and not _matches(API_KEY_HEADER, api_key):
-        return error_response(401, "unauthorized", f"missing or wrong {API_KEY_HEADER} header")
+        return _unauthorized(API_KEY_HEADER)
     return None
