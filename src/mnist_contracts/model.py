@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ NUM_CLASSES = 10
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
 SERVE_FUNCTION = "serve"
+# Inside the export: the model's identity travels with its bytes, wherever they are copied.
+IDENTITY_FILE = Path("assets") / "model.json"
 
 Predict = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32]]
 
@@ -58,6 +61,61 @@ def params_digest(params: Mapping[str, str]) -> str:
     """
     text = json.dumps(dict(sorted(params.items())), separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which model this is, by the one name every part of the system uses for it.
+
+    The service, the prediction log, the drift reference and the monitor all use ``digest``.
+    Registry versions, aliases, commits and metrics are labels kept in the registry's tags,
+    never part of the model's bytes.
+    """
+
+    digest: str
+    params_digest: str
+
+    def as_dict(self) -> dict[str, str]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def write_identity(directory: Path, params_digest_: str) -> ModelIdentity:
+    """Write ``assets/model.json`` into an export (after its variables are written).
+
+    Args:
+        directory: The SavedModel directory.
+        params_digest_: :func:`params_digest` of the params that produced the model.
+
+    Returns:
+        The identity written.
+    """
+    identity = ModelIdentity(content_version(directory), params_digest_)
+    file = directory / IDENTITY_FILE
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps(identity.as_dict(), indent=2, sort_keys=True) + "\n")
+    return identity
+
+
+def read_identity(directory: Path) -> ModelIdentity:
+    """The identity recorded in an export; computed from its variables for older exports.
+
+    Args:
+        directory: The SavedModel directory.
+
+    Returns:
+        The identity. An export without ``assets/model.json`` (or with a digest that does not
+        match its variables) gets the computed digest and ``params_digest`` "unknown": the
+        variables are the model, whatever a file beside them claims.
+    """
+    digest = content_version(directory)
+    try:
+        record = json.loads((directory / IDENTITY_FILE).read_text(encoding="utf-8"))
+        if record.get("digest") == digest:
+            return ModelIdentity(digest, str(record.get("params_digest", "unknown")))
+    except (OSError, ValueError, AttributeError):
+        pass
+    return ModelIdentity(digest, "unknown")
 
 
 class ServeFunction:

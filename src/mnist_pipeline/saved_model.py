@@ -22,6 +22,7 @@ from mnist_contracts.model import (
     NUM_CLASSES,
     NotAModelError,
     load_serve,
+    write_identity,
 )
 from mnist_pipeline.atomic import atomic_path
 from mnist_pipeline.errors import PipelineError
@@ -50,19 +51,23 @@ class _Serving(tf.Module):  # type: ignore[misc]
         self.serve = tf.function(serve, input_signature=[INPUT_SPEC], autograph=False)
 
 
-def export(model: keras.Model, path: Path) -> None:
+def export(model: keras.Model, path: Path, params_digest: str = "unknown") -> None:
     """Write ``model`` as a SavedModel with a ``serve`` endpoint taking uint8 images.
 
     The directory is byte-stable: the same weights give the same files, so DVC records the same
-    hash for the same params and the run-cache can hand the model to another machine.
+    hash for the same params and the run-cache can hand the model to another machine. Its
+    identity (``assets/model.json``: variables digest and params digest) is written inside.
 
     Args:
         model: A model whose input is ``uint8[N,28,28]``.
         path: Destination directory, replaced atomically.
+        params_digest: Digest of the params that produced the model
+            (:func:`mnist_contracts.model.params_digest`).
     """
     with atomic_path(path, directory=True) as tmp:
         tf.saved_model.save(_Serving(model), str(tmp))
         stabilise_fingerprint(tmp)
+        write_identity(tmp, params_digest)
 
 
 def stabilise_fingerprint(path: Path) -> None:

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from sklearn.metrics import precision_recall_fscore_support
 
 from mnist_contracts import paths
-from mnist_contracts.model import content_version
+from mnist_contracts.model import read_identity
 from mnist_pipeline import saved_model, tracking
 from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.cli import run_stage
@@ -177,7 +177,7 @@ def main(root: Path = Path()) -> None:
     write_text(confusion_file, json.dumps(rows, separators=(",", ":")) + "\n")
     indices = worst_mistakes(test.y, probs, params.evaluate.mistakes)
     draw_mistakes(test, probs, indices, mistakes_file)
-    digest = content_version(model_dir)
+    digest = read_identity(model_dir).digest
     with tracking.model_run(params.tracking.experiment, digest, flatten(params)):
         tracking.log_metrics({**metrics, **sizes, "single_image_ms": latency_ms})
         for path in (metrics_file, confusion_file, mistakes_file, sizes_file):

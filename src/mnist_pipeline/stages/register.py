@@ -28,8 +28,7 @@ from mnist_contracts.model import (
     INPUT_NAME,
     NUM_CLASSES,
     OUTPUT_NAME,
-    content_version,
-    params_digest,
+    read_identity,
 )
 from mnist_contracts.tags import (
     ACCURACY_TAG,
@@ -129,7 +128,8 @@ def register(params: Params, metrics: dict[str, Any], root: Path) -> dict[str, A
 
     name = params.register.model_name
     model_dir = root / paths.MODEL_DIR
-    digest = content_version(model_dir)
+    identity = read_identity(model_dir)
+    digest = identity.digest
     accuracy = float(metrics["accuracy"])
     with tracking.model_run(params.tracking.experiment, digest, flatten(params)) as run:
         run_id = run.info.run_id
@@ -149,7 +149,7 @@ def register(params: Params, metrics: dict[str, Any], root: Path) -> dict[str, A
             **tracking.source_tags(),
             PROMOTABLE_TAG: str(promotable).lower(),
             DIGEST_TAG: digest,
-            PARAMS_DIGEST_TAG: params_digest(flatten(params)),
+            PARAMS_DIGEST_TAG: identity.params_digest,
             DVC_MODEL_MD5_TAG: model_md5(root / paths.LOCK_FILE),
             RUN_ID_TAG: run_id,
             **{f"{METRIC_PREFIX}{k}": str(metrics[k]) for k in ("accuracy", "loss", "f1_macro")},
@@ -210,7 +210,7 @@ def main(root: Path = Path()) -> dict[str, Any]:
         raise PipelineError(f"{model_dir}: no SavedModel found; run the train stage (dvc repro)")
     card = render_model_card(
         params.register.model_name,
-        content_version(model_dir),
+        read_identity(model_dir).digest,
         metrics,
         flatten(params),
         params.register.min_accuracy,

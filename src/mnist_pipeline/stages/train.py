@@ -13,7 +13,7 @@ import tensorflow as tf
 from dvclive import Live
 
 from mnist_contracts import paths
-from mnist_contracts.model import content_version
+from mnist_contracts.model import params_digest, read_identity
 from mnist_pipeline import tracking
 from mnist_pipeline.augmentation import random_shift
 from mnist_pipeline.cli import run_stage
@@ -21,7 +21,7 @@ from mnist_pipeline.compress import to_int8_tflite
 from mnist_pipeline.dataset import NUM_CLASSES, Split, load_split
 from mnist_pipeline.epoch_metrics import DvcLiveSink, EpochMetrics, EpochSink
 from mnist_pipeline.models import build_model
-from mnist_pipeline.params import TrainParams, flatten, load_params
+from mnist_pipeline.params import Params, TrainParams, flatten, load_params
 from mnist_pipeline.saved_model import export
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,22 @@ def fit(
     return model, len(history.epoch)
 
 
+def model_params_digest(params: Params) -> str:
+    """The digest of exactly the params this stage declares that shape the model.
+
+    ``seed`` and ``train``: the data comes in through ``data/prepared`` (hashed by DVC), and
+    ``tracking`` says where runs are logged, not what is learnt.
+
+    Args:
+        params: All params.
+
+    Returns:
+        The params digest written into the export's identity.
+    """
+    flat = flatten(params)
+    return params_digest({k: v for k, v in flat.items() if k == "seed" or k.startswith("train.")})
+
+
 def main(root: Path = Path()) -> None:
     """Train on ``data/prepared`` and export ``models/mnist``; curves go to ``reports/train``.
 
@@ -184,9 +200,9 @@ def main(root: Path = Path()) -> None:
                 "train_images_per_second": round(len(train) * epochs_run / seconds, 1),
             }
         )
-        export(model, model_dir)
+        export(model, model_dir, model_params_digest(params))
         compressed_bytes = to_int8_tflite(model, compressed_file)
-        tracking.tag_model(content_version(model_dir))
+        tracking.tag_model(read_identity(model_dir).digest)
         tracking.log_artifacts(live_dir, "training")
     log.info(
         "trained in %.1f s; exported %s and %s (%d bytes)",
