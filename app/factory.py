@@ -19,7 +19,7 @@ from app import access, logs
 from app.drift_status import DriftStatus
 from app.errors import error_response, register_error_handlers, validation_error
 from app.metrics import ServiceMetrics
-from app.model import ModelHolder, ModelLoadError, ServingModel, load_model
+from app.model import ModelHolder, ModelLoadError, ServingModel, alias_target, load_model
 from app.prediction_log import PredictionLog
 from app.reload import ReloadWatcher, read_control
 from app.routes_ops import bp as ops_bp
@@ -144,7 +144,7 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
     app.json = _BoundedJSON(app)
     metrics = ServiceMetrics(app)
     holder = ModelHolder()
-    prediction_log = PredictionLog(settings.prediction_log)
+    prediction_log = PredictionLog(settings.prediction_log, settings.prediction_log_sync)
     app.extensions[EXTENSION] = ServiceState(settings, holder, metrics, prediction_log)
     app.register_api(predict_bp)
     app.register_api(ops_bp)
@@ -155,9 +155,19 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
         return load_model(source, settings.model_name, settings.metrics_file)
 
     def loaded(model: ServingModel) -> None:
-        metrics.model_loaded(model.info.name, model.info.version, model.info.load_seconds)
+        info = model.info
+        metrics.model_loaded(info.name, info.version, info.load_seconds, info.registry_version)
 
-    watcher = ReloadWatcher(holder, loader, loaded, settings.state_dir, settings.reload_poll_s)
+    watcher = ReloadWatcher(
+        holder,
+        loader,
+        loaded,
+        settings.state_dir,
+        settings.reload_poll_s,
+        follow_s=settings.model_follow_s,
+        alias_target=alias_target,
+        on_refused=metrics.model_refused.inc,
+    )
     app.extensions["mnist_reload"] = watcher
     if load:
         control = read_control(settings.state_dir)

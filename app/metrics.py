@@ -27,7 +27,7 @@ class ServiceMetrics:
         # A registry per app keeps test apps apart; in multiprocess mode values go to files and
         # /metrics reads them all, whatever registry a metric was declared in.
         self.registry = CollectorRegistry(auto_describe=True)
-        self._serving: tuple[str, str] | None = None
+        self._serving: tuple[str, str, str] | None = None
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # /metrics reads every worker's files, these metrics' included; sharing our registry
             # with that collector would see the other workers' copies as duplicates.
@@ -63,12 +63,18 @@ class ServiceMetrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        # liveall: one series per live worker (label pid), so a worker left behind shows.
         self.model_info = Gauge(
             "mnist_model_info",
-            "The model each live worker serves (value 1)",
-            ["model_name", "model_version"],
+            "The model each live worker serves (value 1): identity and registry version",
+            ["model_name", "model_version", "registry_version"],
             registry=self.registry,
-            multiprocess_mode="livemax",
+            multiprocess_mode="liveall",
+        )
+        self.model_refused = Counter(
+            "mnist_model_refused_total",
+            "Models that failed to load or warm up and were refused (the old one kept serving)",
+            registry=self.registry,
         )
 
         self.drift_detected = Gauge(
@@ -90,12 +96,15 @@ class ServiceMetrics:
             multiprocess_mode="livemax",
         )
 
-    def model_loaded(self, name: str, version: str, seconds: float) -> None:
+    def model_loaded(
+        self, name: str, version: str, seconds: float, registry_version: str | None = None
+    ) -> None:
         """Record a (re)load: the new model's info series is 1, the previous one's 0."""
-        if self._serving is not None and self._serving != (name, version):
+        serving = (name, version, registry_version or "")
+        if self._serving is not None and self._serving != serving:
             self.model_info.labels(*self._serving).set(0)
-        self._serving = (name, version)
-        self.model_info.labels(name, version).set(1)
+        self._serving = serving
+        self.model_info.labels(*serving).set(1)
         self.model_load_seconds.set(seconds)
 
     def observe(self, classes: list[int], confidences: list[float], version: str) -> None:

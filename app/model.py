@@ -7,8 +7,11 @@ atomically, so a model that fails to load or to warm up never replaces the one s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,8 +25,8 @@ from mnist_contracts.model import (
     IMAGE_SHAPE,
     NUM_CLASSES,
     NotAModelError,
-    content_version,
     load_serve,
+    read_identity,
 )
 from mnist_contracts.registered import download_saved_model
 from mnist_contracts.tags import GIT_COMMIT_TAG, METRIC_PREFIX
@@ -37,11 +40,19 @@ class ModelLoadError(Exception):
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What ``/metadata`` says about the model that answers."""
+    """What ``/metadata`` says about the model that answers.
+
+    ``version`` is the model's identity (its variables digest, from ``assets/model.json``): the
+    one name the prediction log, the drift reference and the monitor use, whatever the source.
+    The registry version, the alias, the commit and the test metrics are labels.
+    """
 
     name: str
     version: str
     source: str
+    params_digest: str = "unknown"
+    registry_version: str | None = None
+    alias: str | None = None
     git_commit: str = "unknown"
     metrics: dict[str, Any] = field(default_factory=dict)
     load_seconds: float = 0.0
@@ -52,32 +63,59 @@ class ModelInfo:
         return asdict(self)
 
 
-def _resolve_mlflow(uri: str) -> tuple[Path, dict[str, Any]]:
-    """Download a registered model; return its SavedModel directory and registry facts."""
+def registry_facts(uri: str) -> dict[str, Any]:
+    """The registry's labels for a ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` URI."""
     from mlflow.tracking import MlflowClient
 
-    directory = download_saved_model(uri)
-    facts: dict[str, Any] = {}
+    if not uri.startswith("models:/"):
+        return {}
+    client = MlflowClient()
     name, _, ref = uri.removeprefix("models:/").partition("@")
-    if uri.startswith("models:/"):
-        client = MlflowClient()
-        version = (
-            client.get_model_version_by_alias(name, ref)
-            if ref
-            else client.get_model_version(*uri.removeprefix("models:/").split("/", 1))
-        )
-        tags = dict(version.tags)
-        facts = {
-            "name": version.name,
-            "version": str(version.version),
-            "git_commit": tags.get(GIT_COMMIT_TAG, "unknown"),
-            "metrics": {
-                k.removeprefix(METRIC_PREFIX): float(v)
-                for k, v in tags.items()
-                if k.startswith(METRIC_PREFIX)
-            },
-        }
-    return directory, facts
+    version = (
+        client.get_model_version_by_alias(name, ref)
+        if ref
+        else client.get_model_version(*name.split("/", 1))
+    )
+    tags = dict(version.tags)
+    return {
+        "name": version.name,
+        "registry_version": str(version.version),
+        "alias": ref or None,
+        "git_commit": tags.get(GIT_COMMIT_TAG, "unknown"),
+        "metrics": {
+            k.removeprefix(METRIC_PREFIX): float(v)
+            for k, v in tags.items()
+            if k.startswith(METRIC_PREFIX)
+        },
+    }
+
+
+def alias_target(uri: str) -> str:
+    """The version number an alias URI (``models:/NAME@ALIAS``) points at now."""
+    from mlflow.tracking import MlflowClient
+
+    name, _, alias = uri.removeprefix("models:/").partition("@")
+    return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+
+
+def is_alias(source: str) -> bool:
+    """True for ``models:/NAME@ALIAS``: a source whose target can move."""
+    return source.startswith("models:/") and "@" in source
+
+
+def _checkout_commit(directory: Path) -> str:
+    """The commit of the git checkout a local export sits in ("unknown" outside one)."""
+    head = next((d / ".git" for d in directory.resolve().parents if (d / ".git").exists()), None)
+    if head is None:
+        return "unknown"
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(head.parent), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
 
 
 class ServingModel:
@@ -129,32 +167,51 @@ def load_model(source: str, name: str, metrics_file: Path | None = None) -> Serv
     started = time.perf_counter()
     try:
         if "://" in source or source.startswith("models:/"):
-            directory, facts = _resolve_mlflow(source)
+            # Resolve the alias once, then load that pinned version: an alias moved mid-download
+            # cannot give a model whose labels say another version.
+            facts = registry_facts(source)
+            pinned = source
+            if facts.get("registry_version") and is_alias(source):
+                pinned = f"models:/{facts['name']}/{facts['registry_version']}"
+            # The files are only read while loading: a temporary copy, deleted afterwards.
+            with tempfile.TemporaryDirectory(prefix="mnist-model-") as tmp:
+                model = _load_dir(download_saved_model(pinned, Path(tmp)), source, name, facts)
         else:
-            directory, facts = Path(source), {}
+            directory = Path(source)
+            facts = {"git_commit": _checkout_commit(directory)}
             if metrics_file is not None and metrics_file.is_file():
                 test = json.loads(metrics_file.read_text()).get("test", {})
                 facts["metrics"] = {
                     k: test[k] for k in ("accuracy", "loss", "f1_macro") if k in test
                 }
-        if not (directory / "saved_model.pb").is_file():
-            raise ModelLoadError(f"no SavedModel at {directory}")
-        info = ModelInfo(
-            name=facts.get("name", name),
-            version=facts.get("version") or content_version(directory),
-            source=source,
-            git_commit=facts.get("git_commit", "unknown"),
-            metrics=facts.get("metrics", {}),
-        )
-        model = ServingModel(directory, info)
-        model.warm_up()
+            model = _load_dir(directory, source, name, facts)
     except ModelLoadError:
         raise
     except Exception as err:
         raise ModelLoadError(f"cannot load {source}: {err.__class__.__name__}: {err}") from err
     seconds = time.perf_counter() - started
-    model.info = ModelInfo(**{**info.as_dict(), "load_seconds": seconds, "loaded_at": time.time()})
+    model.info = dataclasses.replace(model.info, load_seconds=seconds, loaded_at=time.time())
     log.info("model loaded", extra={"fields": {"model": model.info.as_dict()}})
+    return model
+
+
+def _load_dir(directory: Path, source: str, name: str, facts: dict[str, Any]) -> ServingModel:
+    """Load and warm up the SavedModel in ``directory``, labelled with ``facts``."""
+    if not (directory / "saved_model.pb").is_file():
+        raise ModelLoadError(f"no SavedModel at {directory}")
+    identity = read_identity(directory)
+    info = ModelInfo(
+        name=facts.get("name", name),
+        version=identity.digest,
+        source=source,
+        params_digest=identity.params_digest,
+        registry_version=facts.get("registry_version"),
+        alias=facts.get("alias"),
+        git_commit=facts.get("git_commit", "unknown"),
+        metrics=facts.get("metrics", {}),
+    )
+    model = ServingModel(directory, info)
+    model.warm_up()
     return model
 
 

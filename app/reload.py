@@ -5,6 +5,12 @@ passes does it swap it in and write ``STATE_DIR/reload.json`` (source + generati
 polls that file and loads the same source in the background, swapping when it is ready, so
 requests keep being answered throughout. A model that fails is refused and the old one keeps
 serving. Workers started later (a Gunicorn HUP, a crash restart) load the recorded source.
+
+When the source is a registry alias (``models:/NAME@production``), every worker also asks the
+registry every ``MODEL_FOLLOW_S`` seconds where the alias points and loads a moved target the
+same way, so ``mnist-registry promote`` and ``rollback`` are deployments. A target that fails to
+load or warm up is refused (logged once, counted in ``mnist_model_refused_total``, shown by
+``/health/ready``) and retried on the next poll; the old model keeps serving meanwhile.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from app.model import ModelHolder, ModelLoadError, ServingModel
+from app.model import ModelHolder, ModelLoadError, ServingModel, is_alias
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +67,21 @@ class ReloadWatcher:
         on_loaded: Callable[[ServingModel], None],
         state_dir: Path,
         poll_s: float,
+        *,
+        follow_s: float = 30.0,
+        alias_target: Callable[[str], str] | None = None,
+        on_refused: Callable[[], None] | None = None,
     ) -> None:
         self.holder, self.loader, self.on_loaded = holder, loader, on_loaded
-        self.state_dir, self.poll_s = state_dir, poll_s
+        self.state_dir, self.poll_s, self.follow_s = state_dir, poll_s, follow_s
+        self.alias_target, self.on_refused = alias_target, on_refused
         self.generation = (read_control(state_dir) or (0, ""))[0]
+        self.source = ""  # what this worker was asked to serve (an alias stays an alias)
+        # The alias followed (None when the source is a directory or a pinned version), and the
+        # registry version it points at that this worker refused (None when there is none).
+        self.following: str | None = None
+        self.refused: str | None = None
+        self._load_lock = threading.Lock()
         # Why this worker does not serve the latest accepted reload (None when it does):
         # /health/ready answers 503 meanwhile, so no traffic reaches a worker left behind.
         self.lagging: str | None = None
@@ -74,6 +91,8 @@ class ReloadWatcher:
         """Start polling in a daemon thread (in the worker, never in the Gunicorn master)."""
         self._thread = threading.Thread(target=self._loop, name="model-reload", daemon=True)
         self._thread.start()
+        if self.alias_target is not None:
+            threading.Thread(target=self._follow_loop, name="model-follow", daemon=True).start()
 
     def apply(self, source: str) -> ServingModel:
         """Load, warm up and swap in ``source`` in this worker.
@@ -81,10 +100,64 @@ class ReloadWatcher:
         Raises:
             ModelLoadError: The model was refused; the old one keeps serving.
         """
-        model = self.loader(source)
-        self.holder.swap(model)
-        self.on_loaded(model)
+        with self._load_lock:
+            model = self.loader(source)
+            self.holder.swap(model)
+            self.on_loaded(model)
+            self.source, self.refused = source, None
+            self.following = source if is_alias(source) else None
         return model
+
+    def _follow_loop(self) -> None:
+        while True:
+            time.sleep(self.follow_s)
+            self.follow_once()
+
+    def follow_once(self) -> None:
+        """Ask the registry where the followed alias points; load it if it moved.
+
+        An unreachable registry changes nothing (the model keeps serving; logged as a warning).
+        """
+        source = self.following
+        if source is None or self.alias_target is None:
+            return
+        from mlflow.exceptions import MlflowException
+
+        try:
+            target = self.alias_target(source)
+        except (MlflowException, OSError) as err:
+            log.warning(
+                "cannot ask the registry where the alias points; serving on",
+                extra={"fields": {"alias": source, "reason": str(err)}},
+            )
+            return
+        current = self.holder.current
+        if current is not None and current.info.registry_version == target:
+            return
+        try:
+            with self._load_lock:
+                if self.source != source:  # an admin reload replaced what we follow
+                    return
+                model = self.loader(source)
+                if model.info.registry_version != target:  # moved again meanwhile: next poll
+                    log.info("alias moved during the load", extra={"fields": {"alias": source}})
+                self.holder.swap(model)
+                self.on_loaded(model)
+                self.refused = None
+        except ModelLoadError as err:
+            if self.refused != target:
+                log.error(
+                    "refused the alias's new target; the old model keeps serving",
+                    extra={"fields": {"alias": source, "version": target, "reason": str(err)}},
+                )
+                if self.on_refused is not None:
+                    self.on_refused()
+            self.refused = target
+            return
+        log.info(
+            "followed the alias",
+            extra={"fields": {"alias": source, "registry_version": model.info.registry_version}},
+        )
 
     def _loop(self) -> None:
         while True:

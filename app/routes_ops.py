@@ -48,7 +48,13 @@ def ready() -> Reply:
     watcher: ReloadWatcher | None = current_app.extensions.get("mnist_reload")
     if watcher is not None and watcher.lagging:
         return error_response(503, "not_ready", f"{watcher.lagging}; retrying")
-    return jsonify(status="ready", model_version=model.info.version)
+    return jsonify(
+        status="ready",
+        model_version=model.info.version,
+        registry_version=model.info.registry_version,
+        following=watcher.following if watcher is not None else None,
+        refused=watcher.refused if watcher is not None else None,
+    )
 
 
 @bp.get("/metadata", responses={200: MetadataResponse, 503: ErrorResponse})
@@ -58,6 +64,9 @@ def metadata() -> Reply:
     return jsonify(
         model_name=info.name,
         model_version=info.version,
+        params_digest=info.params_digest,
+        registry_version=info.registry_version,
+        alias=info.alias,
         git_commit=info.git_commit,
         source=info.source,
         test_metrics=info.metrics,

@@ -117,6 +117,9 @@ class HealthResponse(BaseModel):
 
     status: str
     model_version: str | None = None
+    registry_version: str | None = None
+    following: str | None = None
+    refused: str | None = None
 
 
 class MetadataResponse(BaseModel):
@@ -124,6 +127,9 @@ class MetadataResponse(BaseModel):
 
     model_name: str
     model_version: str
+    params_digest: str
+    registry_version: str | None
+    alias: str | None
     git_commit: str
     source: str
     test_metrics: dict[str, float]

@@ -33,8 +33,14 @@ class Settings(BaseSettings):
         default=None, description="enables the admin routes (X-Admin-Key); off when unset"
     )
     prediction_log: Path = paths.PREDICTION_LOG
+    prediction_log_sync: bool = Field(
+        default=False, description="Commit each request's log rows before answering it"
+    )
     state_dir: Path = paths.STATE_DIR
     reload_poll_s: float = Field(default=1.0, gt=0)
+    model_follow_s: float = Field(
+        default=30.0, gt=0, description="Seconds between asking where MODEL_URI's alias points"
+    )
     tf_threads: int = Field(default=1, gt=0)
     drift_report: Path = paths.DRIFT_REPORT
     drift_poll_s: float = Field(default=5.0, gt=0)

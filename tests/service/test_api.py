@@ -321,3 +321,12 @@ def test_openapi_document_and_swagger_ui(client: FlaskClient) -> None:
     assert spec["openapi"].startswith("3.1")
     assert {"/predict", "/predict/image", "/v2/models/{name}/infer"} <= set(spec["paths"])
     assert client.get("/openapi/swagger").status_code == 200
+
+
+def test_sync_log_commits_before_the_answer(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(prediction_log_sync=True)
+    client = create_app(settings).test_client()
+    assert client.post("/predict", json={"images": [digit(), ZEROS]}).status_code == 200
+    # No close(), no writer thread: the rows are on disk when the response is.
+    with sqlite3.connect(settings.prediction_log) as db:
+        assert db.execute("SELECT count(*) FROM predictions").fetchone()[0] == 2

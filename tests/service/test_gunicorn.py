@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,61 +20,19 @@ import requests
 import tritonclient.http as triton
 
 from tests.conftest import PROJECT_ROOT, free_port
+from tests.service.gunicorn_server import Server, gunicorn_server
 
 pytestmark = pytest.mark.slow
 ZEROS = [[0] * 28 for _ in range(28)]
 ADMIN_KEY = "admin-test"  # pragma: allowlist secret
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    prediction_log: Path
-    log_file: Path
-    model_dir: Path
-
-
 @pytest.fixture
 def server(tmp_path: Path, tiny_model: Path) -> Iterator[Server]:
-    port = free_port()
-    prom = tmp_path / "prometheus"
-    prom.mkdir()
     served = tmp_path / "served"  # MODEL_DIR, which a reload test updates in place
     shutil.copytree(tiny_model, served)
-    env = {
-        **os.environ,
-        "BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "2",
-        "MODEL_DIR": str(served),
-        "METRICS_FILE": str(tmp_path / "none.json"),
-        "PREDICTION_LOG": str(tmp_path / "predictions.db"),
-        "STATE_DIR": str(tmp_path / "state"),
-        "RELOAD_POLL_S": "0.2",
-        "PROMETHEUS_MULTIPROC_DIR": str(prom),
-        "ADMIN_KEY": ADMIN_KEY,
-    }
-    log_file = tmp_path / "gunicorn.log"
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py"],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    ready = 0
-    while ready < 6:  # several answers in a row: both workers are up
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail("gunicorn did not become ready:\n" + log_file.read_text()[-3000:])
-        try:
-            ready = ready + 1 if requests.get(f"{url}/health/ready", timeout=2).ok else 0
-        except requests.RequestException:
-            time.sleep(0.3)
-    yield Server(url, process, tmp_path / "predictions.db", log_file, served)
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+    with gunicorn_server(tmp_path, {"MODEL_DIR": str(served), "ADMIN_KEY": ADMIN_KEY}) as server:
+        yield server
 
 
 def metric_sum(text: str, name: str) -> float:
@@ -182,6 +139,7 @@ def test_reload_under_load_and_nothing_unlogged(server: Server, other_model: Pat
     before = set(versions)
     admin = {"X-Admin-Key": ADMIN_KEY}
     good = server.model_dir.with_name("good")
+    assert server.model_dir is not None
     server.model_dir.rename(good)  # MODEL_DIR gone (a half-finished deploy): refused
     refused = requests.post(f"{server.url}/admin/reload", json={}, timeout=60, headers=admin)
     assert refused.status_code == 409

@@ -1,0 +1,73 @@
+"""Real Gunicorn on a free loopback port, as ``make serve`` runs it, for the service tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import PROJECT_ROOT, free_port
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    prediction_log: Path
+    log_file: Path
+    model_dir: Path | None
+
+
+@contextlib.contextmanager
+def gunicorn_server(
+    tmp_path: Path, env: dict[str, str], workers: int = 2, timeout: float = 90
+) -> Iterator[Server]:
+    """Start Gunicorn with ``workers`` workers; yield once every worker answers ready."""
+    port = free_port()
+    prom = tmp_path / "prometheus"
+    prom.mkdir(parents=True, exist_ok=True)
+    full_env = {
+        **os.environ,
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(workers),
+        "METRICS_FILE": str(tmp_path / "none.json"),
+        "PREDICTION_LOG": str(tmp_path / "predictions.db"),
+        "STATE_DIR": str(tmp_path / "state"),
+        "RELOAD_POLL_S": "0.2",
+        "PROMETHEUS_MULTIPROC_DIR": str(prom),
+        **env,
+    }
+    log_file = tmp_path / "gunicorn.log"
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py"],
+            cwd=PROJECT_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    ready = 0
+    # Every worker has logged its model, and several answers in a row say ready.
+    while ready < 3 or log_file.read_text().count('"message": "model loaded"') < workers:
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail("gunicorn did not become ready:\n" + log_file.read_text()[-3000:])
+        try:
+            ready = ready + 1 if requests.get(f"{url}/health/ready", timeout=2).ok else 0
+        except requests.RequestException:
+            time.sleep(0.3)
+    model_dir = Path(env["MODEL_DIR"]) if "MODEL_DIR" in env else None
+    try:
+        yield Server(url, process, tmp_path / "predictions.db", log_file, model_dir)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)

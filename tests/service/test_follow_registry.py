@@ -1,0 +1,135 @@
+"""The service follows a registry alias live: promote and rollback are deployments.
+
+Real ``mlflow server`` and Gunicorn with two workers on loopback ports; the versions are tiny
+exported models logged the way the ``register`` stage logs them.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from mnist_contracts.model import read_identity
+from mnist_pipeline.registry import Registry
+from tests.servers import mlflow_server
+from tests.service.gunicorn_server import gunicorn_server
+
+pytestmark = pytest.mark.slow
+NAME = "mnist-classifier"
+ZEROS = [[0] * 28 for _ in range(28)]
+
+
+def register(directory: Path) -> str:
+    """Log ``directory`` as a new version of NAME, as the register stage does."""
+    import mlflow
+
+    from mnist_pipeline.stages.register import log_model
+
+    with mlflow.start_run():
+        return log_model(directory, NAME, np.zeros((1, 28, 28), np.uint8))
+
+
+def served_versions(url: str) -> Counter[str]:
+    """``registry_version`` label of each live worker's ``mnist_model_info`` series at 1."""
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    found = re.findall(r"^mnist_model_info\{([^}]*)\} 1\.0$", text, re.MULTILINE)
+    return Counter(re.search(r'registry_version="([^"]*)"', f).group(1) for f in found)  # type: ignore[union-attr]
+
+
+def wait_until(check: Callable[[], bool], seconds: float) -> float:
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < seconds, "timed out"
+        time.sleep(0.25)
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def registry_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    store = tmp_path / "store"
+    with mlflow_server(store, f"sqlite:///{store}/mlflow.db", str(store / "artifacts")) as url:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        yield url
+
+
+def test_promote_and_rollback_reach_every_worker_with_no_failed_request(
+    registry_url: str, tmp_path: Path, tiny_model: Path, other_model: Path
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    for file in (broken / "variables").glob("variables.data-*"):
+        file.write_bytes(file.read_bytes()[:100])  # truncated weights: refused at load
+    v1, v2, v3 = register(tiny_model), register(other_model), register(broken)
+    registry = Registry(NAME)
+    registry.set_alias("production", v1)
+    env = {
+        "MODEL_URI": f"models:/{NAME}@production",
+        "MLFLOW_TRACKING_URI": registry_url,
+        "MODEL_FOLLOW_S": "1",
+    }
+    failures: list[str] = []
+    answered: Counter[str] = Counter()
+    stop = threading.Event()
+
+    with gunicorn_server(tmp_path / "serve", env, workers=2, timeout=180) as server:
+
+        def hammer() -> None:
+            session = requests.Session()
+            while not stop.is_set():
+                try:
+                    r = session.post(f"{server.url}/predict", json={"image": ZEROS}, timeout=30)
+                except requests.RequestException as err:
+                    failures.append(repr(err))
+                    continue
+                if r.status_code != 200:
+                    failures.append(f"{r.status_code} {r.text[:200]}")
+                else:
+                    answered[r.json()["model_version"]] += 1
+
+        threads = [threading.Thread(target=hammer) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        try:
+            assert served_versions(server.url) == {v1: 2}
+            metadata = requests.get(f"{server.url}/metadata", timeout=10).json()
+            # One identity whatever the source: the digest inside the export, the registry
+            # version and alias beside it as labels.
+            assert metadata["model_version"] == read_identity(tiny_model).digest
+            assert (metadata["registry_version"], metadata["alias"]) == (v1, "production")
+
+            registry.promote(v2)  # what `mnist-registry promote` does
+            took = wait_until(lambda: served_versions(server.url) == {v2: 2}, 60)
+            registry.rollback()  # production back to the version it replaced
+            took_back = wait_until(lambda: served_versions(server.url) == {v1: 2}, 60)
+
+            registry.set_alias("production", v3)  # a version that cannot load
+            wait_until(
+                lambda: (
+                    requests.get(f"{server.url}/health/ready", timeout=5).json().get("refused")
+                    == v3
+                ),
+                60,
+            )
+            time.sleep(2)
+            ready = requests.get(f"{server.url}/health/ready", timeout=5)
+            assert ready.status_code == 200  # the old model keeps serving
+            assert served_versions(server.url) == {v1: 2}
+            text = requests.get(f"{server.url}/metrics", timeout=10).text
+            assert re.search(r"^mnist_model_refused_total (\d+)", text, re.MULTILINE)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+    assert not failures, failures[:5]
+    assert set(answered) == {read_identity(tiny_model).digest, read_identity(other_model).digest}
+    # Figures for the note: how long a promotion and a rollback took to reach both workers.
+    print(f"promote reached both workers in {took:.1f} s, rollback in {took_back:.1f} s")
