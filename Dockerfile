@@ -1,21 +1,64 @@
-# syntax=docker/dockerfile:1
-# The prediction service. Build:  docker build -t mnist-api .
+# The prediction service. Build:  make image  (base image, wheelhouse, then the build below), or
+#   docker build -t mnist-api .
 #   with the exported model baked in (default, from models/mnist after `make repro`), or
 #   docker build --build-arg BAKE_MODEL=false -t mnist-api .  and run with
 #   -e MODEL_URI=models:/mnist-classifier@production -e MLFLOW_TRACKING_URI=http://mlflow:5000
+# No `# syntax=` line: it makes BuildKit pull a frontend image, and the classic builder
+# (DOCKER_BUILDKIT=0) builds this file as it is where no registry is reachable.
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY requirements-serve.lock /tmp/requirements-serve.lock
+# docker/wheels: the locked wheels downloaded on the host (`make image`), so a rebuild does not
+# fetch 400 MB again; empty (only .gitkeep) means pip fetches them from the index.
+COPY docker/wheels/ /tmp/wheels/
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-deps -r /tmp/requirements-serve.lock
+    && if ls /tmp/wheels/*.whl >/dev/null 2>&1; then \
+         /opt/venv/bin/pip install --no-deps --no-index --find-links /tmp/wheels -r /tmp/requirements-serve.lock; \
+       else /opt/venv/bin/pip install --no-deps -r /tmp/requirements-serve.lock; fi
 
 FROM build AS model
 ARG BAKE_MODEL=true
 COPY models/ /tmp/models/
 # An empty directory when not baking: the model then comes from MODEL_URI at start.
 RUN mkdir -p /srv/models && if [ "$BAKE_MODEL" = "true" ]; then cp -r /tmp/models/mnist /srv/models/mnist; fi
+
+# The drift monitor (mnist-monitor), a sibling image from the same Dockerfile and the same pins
+# (requirements-monitor.lock, within requirements.lock): no TensorFlow, no Flask.
+#   docker build --target monitor -t mnist-monitor .   (make image builds both; the service's
+#   runtime stage stays last, so a plain `docker build .` builds the service)
+# It reads the service's prediction log (a shared volume) and data/reference (mounted), and
+# writes reports/drift/drift.json, which the service turns into its drift gauges.
+FROM ${PYTHON_IMAGE} AS monitor-build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY requirements-monitor.lock /tmp/requirements-monitor.lock
+COPY docker/wheels/ /tmp/wheels/
+RUN python -m venv /opt/venv \
+    && if ls /tmp/wheels/*.whl >/dev/null 2>&1; then \
+         /opt/venv/bin/pip install --no-deps --no-index --find-links /tmp/wheels -r /tmp/requirements-monitor.lock; \
+       else /opt/venv/bin/pip install --no-deps -r /tmp/requirements-monitor.lock; fi
+
+FROM ${PYTHON_IMAGE} AS monitor
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/srv
+RUN useradd --uid 1000 --create-home --shell /usr/sbin/nologin app \
+    && mkdir -p /var/lib/mnist /srv/reports/drift && chown app:app /srv/reports/drift
+COPY --from=monitor-build /opt/venv /opt/venv
+WORKDIR /srv
+COPY --chown=root:root src/mnist_contracts/ /srv/mnist_contracts/
+# Only the modules mnist-monitor imports (tests/unit/test_deployment_gates.py checks the list).
+COPY --chown=root:root src/mnist_pipeline/__init__.py src/mnist_pipeline/atomic.py \
+     src/mnist_pipeline/drift_features.py src/mnist_pipeline/errors.py src/mnist_pipeline/params.py \
+     /srv/mnist_pipeline/
+COPY --chown=root:root src/mnist_pipeline/ops/__init__.py src/mnist_pipeline/ops/monitor.py \
+     /srv/mnist_pipeline/ops/
+COPY --chown=root:root params.yaml /srv/params.yaml
+USER 1000
+# Exit 0 no drift, 1 drift, 2 error, 3 too few predictions; `--every 300` runs it on a schedule.
+ENTRYPOINT ["python", "-m", "mnist_pipeline.ops.monitor", "--log", "/var/lib/mnist/predictions.db"]
 
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PYTHONUNBUFFERED=1 \
@@ -26,6 +69,7 @@ ENV PYTHONUNBUFFERED=1 \
     PREDICTION_LOG=/var/lib/mnist/predictions.db \
     STATE_DIR=/var/lib/mnist \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
+    TF_CPP_MIN_LOG_LEVEL=2 \
     PYTHONPATH=/srv
 # uid 1000, no login shell, owns only the writable state directory.
 RUN useradd --uid 1000 --create-home --shell /usr/sbin/nologin app \
@@ -39,7 +83,7 @@ COPY --chown=root:root src/mnist_contracts/ /srv/mnist_contracts/
 COPY --chown=root:root gunicorn.conf.py docker/entrypoint.sh /srv/
 USER 1000
 EXPOSE 8000
-# Liveness with the Python already in the image: no curl or wget needed.
+# Liveness with the Python already in the image (no curl or wget), on the port BIND names.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; port = os.environ['BIND'].rsplit(':', 1)[1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/health/live', timeout=4)"]
 ENTRYPOINT ["/srv/entrypoint.sh"]

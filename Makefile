@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote
+.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote image bench-image bench-durability
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -69,6 +69,21 @@ docs: setup  ## Render the README's tables of figures from the committed reports
 bench-serving: setup  ## Benchmark the service against `mlflow models serve` (needs wrk, a trained model).
 	$(BIN)/python scripts/bench_serving.py
 
+IMAGE ?= mnist-api:latest
+MONITOR_IMAGE ?= mnist-monitor:latest
+image: setup  ## Build the service and monitor images (base made from Debian packages if no registry).
+	$(BIN)/pip download --quiet --no-deps --only-binary=:all: -d docker/wheels \
+	  -r requirements-serve.lock -r requirements-monitor.lock 2> >(grep -v "is ignored" >&2)
+	base=$$(bash docker/base-image.sh) && \
+	DOCKER_BUILDKIT=0 docker build --quiet --build-arg PYTHON_IMAGE=$$base -t $(IMAGE) . && \
+	DOCKER_BUILDKIT=0 docker build --quiet --build-arg PYTHON_IMAGE=$$base --target monitor -t $(MONITOR_IMAGE) .
+
+bench-image: setup  ## Image benchmark: size, what takes the space, ready time, worker memory.
+	$(BIN)/python scripts/bench_image.py
+
+bench-durability: setup  ## Durability benchmark: workers SIGKILLed under load vs the prediction log.
+	$(BIN)/python scripts/bench_durability.py
+
 mlflow-ui: setup  ## The MLflow UI on the embedded store (http://127.0.0.1:5000).
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
@@ -93,11 +108,13 @@ lock: setup  ## Rewrite requirements.lock from the current .venv.
 	{ head -n 2 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v -E "^pip=="; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
-lock-serve: setup  ## Rewrite requirements-serve.lock (the container's packages) within requirements.lock.
-	rm -rf .venv-serve && $(PYTHON) -m venv .venv-serve
-	.venv-serve/bin/pip install --quiet -r requirements-serve.in -c requirements.lock
-	{ head -n 2 requirements-serve.lock; .venv-serve/bin/pip freeze | grep -v -E "^pip=="; } > requirements-serve.lock.new
-	mv requirements-serve.lock.new requirements-serve.lock && rm -rf .venv-serve
+lock-serve: setup  ## Rewrite the containers' locks (requirements-{serve,monitor}.lock) within requirements.lock.
+	for image in serve monitor; do \
+	  rm -rf .venv-$$image && $(PYTHON) -m venv .venv-$$image && \
+	  .venv-$$image/bin/pip install --quiet -r requirements-$$image.in -c requirements.lock && \
+	  { head -n 2 requirements-$$image.lock; .venv-$$image/bin/pip freeze | grep -v -E "^pip=="; } > requirements-$$image.lock.new && \
+	  mv requirements-$$image.lock.new requirements-$$image.lock && rm -rf .venv-$$image || exit 1; \
+	done
 
 clean:  ## Remove caches (not data, models or .venv).
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* reports/coverage.xml

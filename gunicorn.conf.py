@@ -24,6 +24,9 @@ graceful_timeout = 30
 keepalive = 5
 accesslog = None  # the app writes JSON access lines with the request id
 errorlog = "-"
+# No runtime control socket (gunicornc): nothing to manage the service through but its signals,
+# and nothing written under $HOME, which is read-only in the container.
+control_socket_disable = True
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 

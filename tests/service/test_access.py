@@ -72,3 +72,26 @@ def test_an_undeclared_route_is_closed(make_settings: Callable[..., Settings]) -
         response = client.get("/ops/forgotten", headers=headers)
         assert response.status_code == 403
         assert response.get_json()["message"] == "this route declares no access rule"
+
+
+def test_the_ingress_publishes_client_routes_and_never_admin_or_metrics(
+    make_settings: Callable[..., Settings],
+) -> None:
+    import yaml
+
+    from tests.conftest import PROJECT_ROOT
+
+    ingress = yaml.safe_load((PROJECT_ROOT / "kubernetes/ingress.yaml").read_text())
+    paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    app = create_app(make_settings(), load=False)
+
+    def exposed(url: str) -> bool:
+        return any(
+            url == p["path"] if p["pathType"] == "Exact" else url.startswith(p["path"])
+            for p in paths
+        )
+
+    published = {endpoint for endpoint, url, _ in routes(app) if exposed(url)}
+    assert {e for e, rule in access.ROUTES.items() if rule == access.CLIENT} <= published
+    assert not {e for e in published if access.ROUTES[e] == access.ADMIN}
+    assert "prometheus_metrics" not in published

@@ -136,3 +136,35 @@ def test_pre_commit_runs_the_ci_linters() -> None:
     config = yaml.safe_load((PROJECT_ROOT / ".pre-commit-config.yaml").read_text())
     ids = {hook["id"] for repo in config["repos"] for hook in repo["hooks"]}
     assert {"ruff-check", "ruff-format", "mypy", "bandit", "hadolint", "detect-secrets"} <= ids
+
+
+def test_the_monitor_image_copies_every_module_mnist_monitor_imports() -> None:
+    from tests.dockerfile import context_copies
+    from tests.unit.test_dvc_graph import import_closure
+
+    copied: set[str] = set()
+    for sources, _ in context_copies(stages(PROJECT_ROOT / "Dockerfile")["monitor"]):
+        for source in sources:
+            path = PROJECT_ROOT / source
+            files = path.rglob("*.py") if path.is_dir() else [path]
+            copied |= {str(f.relative_to(PROJECT_ROOT)) for f in files}
+    closure = import_closure("mnist_pipeline.ops.monitor")
+    needed = {str(p.relative_to(PROJECT_ROOT)) for p in closure}
+    assert needed <= copied, sorted(needed - copied)
+    # Its packages are the monitor lock's: no TensorFlow or Flask ride along.
+    lock = (PROJECT_ROOT / "requirements-monitor.lock").read_text().lower()
+    assert "evidently==" in lock
+    assert "tensorflow" not in lock
+    assert "flask" not in lock
+
+
+def test_compose_runs_the_monitor_on_a_schedule_against_the_service_log() -> None:
+    services = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())["services"]
+    monitor, api = services["monitor"], services["api"]
+    assert monitor["build"]["target"] == "monitor"
+    assert api["build"]["target"] == "runtime"
+    assert monitor["command"][0] == "--every"
+    state = next(v for v in api["volumes"] if v.endswith(":/var/lib/mnist"))
+    assert state in monitor["volumes"]  # the same log volume the api writes
+    drift = next(v for v in api["volumes"] if ":/srv/reports/drift" in v)
+    assert drift.removesuffix(":ro") in monitor["volumes"]  # its verdict reaches the api

@@ -195,24 +195,43 @@ def main(argv: list[str] | None = None) -> int:
     return DRIFT if summary["drift"] else NO_DRIFT
 
 
-def entry() -> None:
-    """Console-script entry point: exit 0/1/2/3, one-line errors."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def run_once(argv: list[str] | None = None) -> int:
+    """One verdict as an exit status: 0/1/3, or 2 with a one-line error on stderr."""
     try:
-        code = main()
+        return main(argv)
     except TooFewError as err:
         print(f"mnist-monitor: {err}", file=sys.stderr)
-        sys.exit(TOO_FEW)
+        return TOO_FEW
     except PipelineError as err:
         print(f"mnist-monitor: error: {err}", file=sys.stderr)
-        sys.exit(ERROR)
+        return ERROR
     except Exception as err:
         # Schedulers and alerts read the status: an internal failure is 2, like any error.
         log.debug("mnist-monitor crashed", exc_info=True)
         print(f"mnist-monitor: internal error: {type(err).__name__}: {err}".splitlines()[0],
               file=sys.stderr)  # fmt: skip
+        return ERROR
+
+
+def entry() -> None:
+    """Console-script entry point: exit 0/1/2/3, one-line errors.
+
+    ``--every SECONDS`` runs it on a schedule instead (the compose stack's monitor service):
+    one verdict per period, each status printed, never exiting on a failed run.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    schedule = argparse.ArgumentParser(add_help=False)
+    schedule.add_argument("--every", type=float, help="run every SECONDS (default: once)")
+    known, rest = schedule.parse_known_args()
+    if known.every is None:
+        sys.exit(run_once(rest))
+    if known.every <= 0:
+        print("mnist-monitor: error: --every must be a positive number of seconds", file=sys.stderr)
         sys.exit(ERROR)
-    sys.exit(code)
+    while True:
+        code = run_once(rest)
+        print(f"mnist-monitor: exit status {code}; next run in {known.every:g} s", flush=True)
+        time.sleep(known.every)
 
 
 if __name__ == "__main__":
