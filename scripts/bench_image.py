@@ -99,7 +99,7 @@ def ready_and_rss() -> dict[str, Any]:
         rss = run(
             "docker", "exec", name, "sh", "-c",
             "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = gunicorn ] && "
-            "echo $(basename $p) $(awk '/VmRSS/ {print $2}' $p/status); done",
+            "echo $(basename $p) $(awk '/VmRSS/ {print $2}' $p/status); done; true",
         )  # fmt: skip
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)

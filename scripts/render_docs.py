@@ -19,6 +19,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+# Every document with generated blocks; each table appears in exactly one of them.
+DOCUMENTS = (README, ROOT / "docs" / "DEPLOYMENT.md")
 
 
 def _load(reports: Path, name: str) -> Any:  # noqa: ANN401 - JSON
@@ -167,6 +169,43 @@ def remote(reports: Path) -> str:
     ])  # fmt: skip
 
 
+def image(reports: Path) -> str:
+    """The service image's size, where it goes, its start and its workers' memory."""
+    report = _load(reports, "bench_image.json")
+    top = ", ".join(f"{p['package']} {p['mb']:.0f} MB" for p in report["largest_packages"][:5])
+    biggest = report["layers"][0]
+    rss = report["rss_mb"]
+    workers = " and ".join(f"{w:.0f}" for w in rss["workers"])
+    return "\n".join([
+        "| image | size | ready after `docker run` | resident memory |",
+        "|---|---|---|---|",
+        f"| `mnist-api` on `{report['base_image']}` | {report['image_mb'] / 1000:.2f} GB | "
+        f"{report['ready_s']:.1f} s (model baked in) | master {rss['master']:.0f} MB, "
+        f"workers {workers} MB |",
+        "",
+        f"The largest layer ({biggest['mb']:.0f} MB) is the virtual environment; its largest "
+        f"packages: {top}. " + _source(report, "bench_image.json"),
+    ])  # fmt: skip
+
+
+def durability(reports: Path) -> str:
+    """Answered predictions missing from the log after SIGKILLs, per log mode."""
+    report = _load(reports, "bench_durability.json")
+    rows = [
+        f"| {'`PREDICTION_LOG_SYNC=true`' if m['prediction_log_sync'] else 'default (background)'} "
+        f"| {m['workers_killed']} | {m['answered']} | **{m['answered_not_logged']}** "
+        f"| {m['req_per_s']:.0f} |"
+        for m in report["modes"]
+    ]
+    return "\n".join([
+        "| log writer | workers killed | answered | answered, not logged | req/s |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        _source(report, "bench_durability.json"),
+    ])  # fmt: skip
+
+
 def repro_line(reports: Path) -> str:
     """The line ``make repro`` prints last, from ``reports/metrics.json``."""
     t = _load(reports, "metrics.json")["test"]
@@ -187,6 +226,8 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "drift": drift,
     "compression": compression,
     "remote": remote,
+    "image": image,
+    "durability": durability,
 }
 _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- /generated: \2 -->)", re.S)
 
@@ -211,15 +252,19 @@ def blocks(text: str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    """Rewrite the README (or, with ``--check``, say whether it is current)."""
-    current = README.read_text(encoding="utf-8")
-    rendered = render(current)
-    if "--check" in argv:
+    """Rewrite the documents (or, with ``--check``, say whether they are current)."""
+    stale = []
+    for document in DOCUMENTS:
+        current = document.read_text(encoding="utf-8")
+        rendered = render(current)
         if rendered != current:
-            print("README.md differs from reports/: run `make docs`", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(rendered, encoding="utf-8")
+            stale.append(document.relative_to(ROOT))
+            if "--check" not in argv:
+                document.write_text(rendered, encoding="utf-8")
+    if stale and "--check" in argv:
+        names = ", ".join(map(str, stale))
+        print(f"{names} differ from reports/: run `make docs`", file=sys.stderr)
+        return 1
     return 0
 
 

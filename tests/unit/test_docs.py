@@ -24,15 +24,16 @@ def render_docs() -> ModuleType:
     return module
 
 
-def test_readme_matches_the_reports() -> None:
+def test_the_documents_match_the_reports() -> None:
     docs = render_docs()
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    assert docs.render(readme) == readme, "README.md differs from reports/: run `make docs`"
+    for document in docs.DOCUMENTS:
+        text = document.read_text()
+        assert docs.render(text) == text, f"{document.name} differs from reports/: run `make docs`"
 
 
-def test_every_table_is_in_the_readme_once() -> None:
+def test_every_table_is_in_the_documents_once() -> None:
     docs = render_docs()
-    names = docs.blocks((PROJECT_ROOT / "README.md").read_text())
+    names = [name for document in docs.DOCUMENTS for name in docs.blocks(document.read_text())]
     assert sorted(names) == sorted(docs.TABLES)
 
 
