@@ -28,6 +28,7 @@ METRICS_FILE = REPORTS_DIR / "metrics.json"
 SIZES_FILE = REPORTS_DIR / "compression.json"
 CONFUSION_FILE = REPORTS_DIR / "plots/confusion.json"
 MISTAKES_FILE = REPORTS_DIR / "plots/mistakes.png"
+RELIABILITY_FILE = REPORTS_DIR / "plots/reliability.png"
 MODEL_CARD_FILE = REPORTS_DIR / "model_card.md"
 DRIFT_DIR = REPORTS_DIR / "drift"
 DRIFT_REPORT = DRIFT_DIR / "drift.json"
@@ -58,7 +59,7 @@ STAGES: dict[str, StageIO] = {
     ),
     "evaluate": StageIO(
         deps=(split_file("test"), MODEL_DIR, INT8_FILE),
-        outs=(METRICS_FILE, SIZES_FILE, CONFUSION_FILE, MISTAKES_FILE),
+        outs=(METRICS_FILE, SIZES_FILE, CONFUSION_FILE, MISTAKES_FILE, RELIABILITY_FILE),
     ),
     "reference": StageIO(deps=(split_file("val"), MODEL_DIR), outs=(REFERENCE_DIR,)),
     "register": StageIO(

@@ -166,6 +166,15 @@ class RegisterParams(_Section):
 warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
 
+class ReportParams(_Section):
+    """The pull-request report's statistics (``mnist-report``)."""
+
+    alpha: float = Field(
+        default=0.05, gt=0, lt=1, description="McNemar's significance level for the verdict"
+    )
+    flips: int = Field(default=24, ge=0, le=100, description="images per flip gallery at most")
+
+
 class MonitorParams(_Section):
     """Drift monitoring: the reference sample, the live window and the statistical tests."""
 
@@ -192,6 +201,7 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     tracking: TrackingParams = TrackingParams()
     register: RegisterParams = RegisterParams()
+    report: ReportParams = ReportParams()
     monitor: MonitorParams = MonitorParams()
 
 

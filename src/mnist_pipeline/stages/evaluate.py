@@ -23,6 +23,7 @@ from mnist_contracts import paths
 from mnist_contracts.model import read_identity
 from mnist_pipeline import saved_model, tracking
 from mnist_pipeline.atomic import atomic_path, write_text
+from mnist_pipeline.calibration import Reliability, reliability
 from mnist_pipeline.cli import run_stage
 from mnist_pipeline.compress import TfliteModel, single_image_latency_ms
 from mnist_pipeline.dataset import NUM_CLASSES, Split, load_split
@@ -54,12 +55,14 @@ def score(labels: npt.NDArray[np.uint8], probs: npt.NDArray[np.float32]) -> dict
     _, _, f1_macro, _ = precision_recall_fscore_support(
         labels, predicted, labels=classes, average="macro", zero_division=0
     )
+    calibration = reliability(probs.max(axis=1), predicted == labels)
     true_probs = probs[np.arange(len(labels)), labels].astype(np.float64)
     loss = float(-np.log(np.clip(true_probs, 1e-7, 1.0)).mean()) if len(labels) else 0.0
     return {
         "accuracy": round(float((predicted == labels).mean()), _DIGITS),
         "loss": round(loss, _DIGITS),
         "f1_macro": round(float(f1_macro), _DIGITS),
+        "ece": round(calibration.ece, _DIGITS),
         "errors": int((predicted != labels).sum()),
         "count": len(labels),
         "per_class": {
@@ -137,6 +140,36 @@ def draw_mistakes(
     plt.close(fig)
 
 
+def draw_reliability(table: Reliability, path: Path) -> None:
+    """The reliability diagram: accuracy against confidence per bin, and how many fall in each.
+
+    Args:
+        table: :func:`mnist_pipeline.calibration.reliability` of the test predictions.
+        path: Destination PNG (written atomically).
+    """
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(4.5, 5.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    centres = (table.edges[:-1] + table.edges[1:]) / 2
+    width = table.edges[1] - table.edges[0]
+    used = table.count > 0
+    top.bar(centres[used], table.accuracy[used], width=width * 0.9, color="#4c72b0",
+            label="accuracy")  # fmt: skip
+    top.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    top.set_ylabel("accuracy")
+    top.set_ylim(0, 1)
+    top.set_title(f"Reliability (test set), ECE {table.ece:.4f}", fontsize=10)
+    top.legend(fontsize=8, loc="upper left")
+    bottom.bar(centres, table.count, width=width * 0.9, color="#999999")
+    bottom.set_yscale("log")
+    bottom.set_ylabel("images")
+    bottom.set_xlabel("confidence (probability of the predicted digit)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        fig.savefig(fh, format="png", dpi=80, metadata={"Software": None})
+    plt.close(fig)
+
+
 def directory_size(path: Path) -> int:
     """Total bytes of the files under ``path``."""
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -155,6 +188,7 @@ def main(root: Path = Path()) -> None:
     model_dir, compressed_file = root / paths.MODEL_DIR, root / paths.INT8_FILE
     metrics_file, sizes_file = root / paths.METRICS_FILE, root / paths.SIZES_FILE
     confusion_file, mistakes_file = root / paths.CONFUSION_FILE, root / paths.MISTAKES_FILE
+    reliability_file = root / paths.RELIABILITY_FILE
     test = load_split("test", root / paths.PREPARED_DIR)
     predict = saved_model.load(model_dir, params.evaluate.batch_size)
     probs = predict(test.x)
@@ -177,10 +211,12 @@ def main(root: Path = Path()) -> None:
     write_text(confusion_file, json.dumps(rows, separators=(",", ":")) + "\n")
     indices = worst_mistakes(test.y, probs, params.evaluate.mistakes)
     draw_mistakes(test, probs, indices, mistakes_file)
+    calibration = reliability(probs.max(axis=1), probs.argmax(axis=1) == test.y)
+    draw_reliability(calibration, reliability_file)
     digest = read_identity(model_dir).digest
     with tracking.model_run(params.tracking.experiment, digest, flatten(params)):
         tracking.log_metrics({**metrics, **sizes, "single_image_ms": latency_ms})
-        for path in (metrics_file, confusion_file, mistakes_file, sizes_file):
+        for path in (metrics_file, confusion_file, mistakes_file, reliability_file, sizes_file):
             tracking.log_artifact(path, "evaluation")
     log.info(
         "test accuracy %.4f, loss %.4f, macro F1 %.4f on %d images",
