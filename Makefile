@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote image bench-image bench-durability
+.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote image bench-image bench-durability seeds
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -62,6 +62,10 @@ bench-remote: setup  ## Remote benchmark: push/pull sizes and times, pull vs rep
 
 experiments: setup  ## The seed's progression as queued DVC experiments -> reports/experiments.json.
 	$(BIN)/python scripts/experiments.py
+
+N ?= 5
+seeds: setup  ## Seed noise: N queued experiments over `seed` -> reports/seeds.json (the report uses it).
+	$(BIN)/mnist-seeds --n $(N)
 
 docs: setup  ## Render the README's tables of figures from the committed reports.
 	$(BIN)/python scripts/render_docs.py

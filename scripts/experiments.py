@@ -13,8 +13,6 @@ Usage: ``make experiments`` (it trains six models, the longest for 20 epochs).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import platform
@@ -26,6 +24,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from mnist_pipeline.ops.seeds import accuracies  # noqa: E402 - one reader of `dvc exp show`
 
 # name, what it tests, the -S overrides (the command a reader can run to reproduce it).
 RUNS: list[tuple[str, str, list[str]]] = [
@@ -51,16 +52,6 @@ def dvc(*args: str) -> str:
     if result.returncode != 0:
         raise SystemExit(f"experiments: dvc {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return result.stdout
-
-
-def accuracies(rev: str) -> dict[str, float]:
-    """Test accuracy of every experiment whose baseline is commit ``rev``, by name."""
-    table = dvc("exp", "show", "--csv", "--no-pager", "--rev", rev)
-    return {
-        row["Experiment"]: float(row["test.accuracy"])
-        for row in csv.DictReader(io.StringIO(table))
-        if row.get("Experiment") and row.get("test.accuracy")
-    }
 
 
 def train_seconds() -> dict[str, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import sys
 from pathlib import Path
@@ -15,12 +16,18 @@ from tests.e2e.project_repo import mlflow_query, run, set_params
 pytestmark = pytest.mark.slow
 
 
-def report(repo: Path, base: str) -> str:
-    run(
-        [sys.executable, "-m", "mnist_pipeline.ops.report", "--base", base, "--out", "reports/pr"],
-        repo,
-    )
+def report(repo: Path, base: str, *extra: str) -> str:
+    cmd = [sys.executable, "-m", "mnist_pipeline.ops.report", "--base", base, "--out", "reports/pr"]
+    run([*cmd, *extra], repo)
     return (repo / "reports/pr/report.md").read_text()
+
+
+def flips(base_text: str, new_text: str) -> tuple[int, int]:
+    """(newly wrong, newly right) computed by hand from two confusion.json records."""
+    base, new = json.loads(base_text), json.loads(new_text)
+    b = sum(o["predicted"] == o["actual"] != n["predicted"] for o, n in zip(base, new, strict=True))
+    c = sum(o["predicted"] != o["actual"] == n["predicted"] for o, n in zip(base, new, strict=True))
+    return b, c
 
 
 def commit(repo: Path, message: str) -> None:
@@ -37,15 +44,53 @@ def test_report_on_a_branch_against_the_baseline(repo: Path) -> None:
 
     markdown = report(repo, "main")
     assert "## Model report: workspace vs main" in markdown
-    assert re.search(
-        r"Verdict: \*\*(better|worse|unchanged)\*\*: test accuracy 0\.\d{4} -> ", markdown
+    base_record = run(["git", "show", "main:reports/plots/confusion.json"], repo, stdout_only=True)
+    b, c = flips(base_record, (repo / "reports/plots/confusion.json").read_text())
+    assert b + c > 0  # one more epoch changes some answers
+    found = re.search(
+        r"Verdict: \*\*(better|worse|no detectable change)\*\*: accuracy [+-]\d+\.\d\d points "
+        r"\(95% CI [+-]\d+\.\d\d to [+-]\d+\.\d\d\).* newly wrong (\d+), newly right (\d+), "
+        r"p = ([\d.e-]+)",
+        markdown,
     )
+    assert found, markdown[:600]
+    assert (int(found.group(2)), int(found.group(3))) == (b, c)
+    assert f"{b} images newly wrong, {c} newly right" in markdown
+    assert "| digit | images | base recall | new recall |" in markdown
+    assert "#### Calibration" in markdown
+    cost = next(line for line in markdown.splitlines() if line.startswith("| single image"))
+    assert re.search(r"\*\*\d+\.\d\dx\*\*", cost)  # both models measured: a ratio
     row = next(line for line in markdown.splitlines() if line.startswith("| test.accuracy |"))
     old, new, change = (cell.strip() for cell in row.strip("|").split("|")[1:4])
     assert float(new) - float(old) == pytest.approx(float(change), abs=1e-6)
     assert "| train.epochs | 1 | 2 |" in markdown
     for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown):
         assert (repo / "reports/pr" / image).stat().st_size > 1000, image
+
+
+def test_report_on_a_temp_experiment_by_name(repo: Path) -> None:
+    run(["dvc", "repro"], repo)
+    commit(repo, "baseline run")
+    run(["dvc", "exp", "run", "--temp", "-S", "train.epochs=2", "-n", "ep2"], repo)
+    markdown = report(repo, "main", "--rev", "ep2", "--no-cost")
+    assert "## Model report: ep2 vs main" in markdown
+    assert "no metrics" not in markdown
+    assert re.search(r"Verdict: \*\*(better|worse|no detectable change)\*\*", markdown)
+    assert "| train.epochs | 1 | 2 |" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| test.accuracy |"))
+    assert "| - |" not in row  # both sides have the metric
+
+
+def test_a_base_without_per_image_predictions(repo: Path) -> None:
+    run(["dvc", "repro"], repo)
+    commit(repo, "baseline run")
+    run(["git", "checkout", "-q", "-b", "old"], repo)
+    run(["git", "rm", "-q", "--cached", "reports/plots/confusion.json"], repo)
+    run(["git", "commit", "-qm", "a base from before per-image records"], repo)
+    run(["git", "checkout", "-q", "-f", "main"], repo)
+    markdown = report(repo, "old", "--no-cost")
+    assert "### No per-image predictions at the base" in markdown
+    assert "Verdict: **" in markdown
 
 
 def test_report_when_the_base_has_no_metrics(repo: Path) -> None:
@@ -92,3 +137,22 @@ def test_queued_grid_runs_and_is_compared(repo: Path) -> None:
         " if 'dvc.exp_name' in r.data.tags))",
     )
     assert names == str(sorted(r["Experiment"] for r in rows))
+
+
+def test_seed_noise_reaches_the_verdict(repo: Path) -> None:
+    run(["dvc", "repro"], repo)
+    commit(repo, "baseline run")
+    run([sys.executable, "-m", "mnist_pipeline.ops.seeds", "--n", "2"], repo)
+    seeds = json.loads((repo / "reports/seeds.json").read_text())
+    assert seeds["seeds"] == [1, 2]
+    assert len(seeds["test_accuracy"]) == 2
+    assert seeds["std"] >= 0
+    table = run(["dvc", "exp", "show", "--csv", "--no-pager"], repo, stdout_only=True)
+    assert {"seed-1", "seed-2"} <= {r["Experiment"] for r in csv.DictReader(io.StringIO(table))}
+    commit(repo, "seed noise of the baseline")
+    run(["git", "checkout", "-q", "-b", "more-epochs"], repo)
+    set_params(repo, train={"epochs": 2})
+    run(["dvc", "repro"], repo)
+    markdown = report(repo, "main", "--no-cost")
+    assert "#### Seed noise" in markdown
+    assert re.search(r"Verdict: .*(inside|outside) the seed noise \(±2 std", markdown)

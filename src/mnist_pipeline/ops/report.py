@@ -1,9 +1,12 @@
 """``mnist-report``: what a change did to the model, as Markdown for a pull request.
 
-Compares the workspace (or ``--rev``) with ``--base``: ``dvc metrics diff`` and ``dvc params diff``
-tables with deltas, the confusion matrices and training curves of both sides as PNG images
-rendered here (no web service), and a one-line verdict on the main metric (test accuracy).
-A base without metrics (the first pull request) gets a "No baseline" section, not a crash.
+Compares the workspace (or ``--rev``: a branch, a commit, or a DVC experiment by name or ref)
+with ``--base``: a verdict from McNemar's exact test on the per-image predictions (with a paired
+bootstrap interval, recall per digit, calibration and the flip galleries; see
+:mod:`report_verdict`), the serving cost of both models (:mod:`report_cost`), ``dvc metrics
+diff`` and ``dvc params diff`` tables, and both sides' confusion matrices and training curves as
+PNG images rendered here (no web service). A base without metrics or predictions (the first pull
+request) gets its own section, not a crash.
 """
 
 from __future__ import annotations
@@ -23,9 +26,13 @@ mpl.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from mnist_contracts import paths
 from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.cli import run_stage
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.ops import report_cost, report_verdict
+from mnist_pipeline.ops.report_verdict import Predictions
+from mnist_pipeline.params import load_params
 
 MAIN_METRIC = "test.accuracy"
 METRICS_FILE = "reports/metrics.json"
@@ -50,10 +57,41 @@ class Side:
         if self.rev is None:
             file = Path(path)
             return file.read_text(encoding="utf-8") if file.is_file() else None
+        data = self.read_bytes(path)
+        return data.decode("utf-8") if data is not None else None
+
+    def read_bytes(self, path: str) -> bytes | None:
+        """The file's bytes at this revision, or None when it does not exist there."""
+        if self.rev is None:
+            file = Path(path)
+            return file.read_bytes() if file.is_file() else None
         result = subprocess.run(
-            ["git", "show", f"{self.rev}:{path}"], capture_output=True, text=True, check=False
+            ["git", "show", f"{self.rev}:{path}"], capture_output=True, check=False
         )
         return result.stdout if result.returncode == 0 else None
+
+
+def resolve_rev(name: str) -> str | None:
+    """A git revision for ``name``: a branch, tag or commit, or a DVC experiment's name or ref.
+
+    Experiments (``dvc exp run``, queued or ``--temp``) live under ``refs/exps/``, which git's
+    revision syntax does not search; the experiment's ref is found by its name there.
+
+    Returns:
+        Something ``git show REV:path`` accepts, or None when nothing matches.
+    """
+    probe = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    if probe.returncode == 0:
+        return name
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)", "refs/exps/"],
+        capture_output=True, text=True, check=False,
+    ).stdout.split()  # fmt: skip
+    matches = [ref for ref in refs if ref.rsplit("/", 1)[-1] == name]
+    return matches[-1] if len(matches) >= 1 else None
 
 
 def _dvc_json(*args: str) -> dict[str, Any]:
@@ -167,14 +205,21 @@ def draw_confusions(sides: list[Side], path: Path) -> None:
     """Both sides' confusion matrices (errors only: the diagonal is left blank)."""
     matrices = [(side, confusion(side.read(CONFUSION_FILE))) for side in sides]
     present = [(s, m) for s, m in matrices if m is not None]
-    fig, axes = plt.subplots(1, max(1, len(present)), figsize=(4.6 * max(1, len(present)), 4))
-    for ax, (side, matrix) in zip(np.atleast_1d(axes), present, strict=False):
+    fig, axes = plt.subplots(1, max(1, len(present)), figsize=(6 * max(1, len(present)), 5.4))
+    off_diagonal = []
+    for _, matrix in present:
         errors = matrix.copy()
         np.fill_diagonal(errors, 0)
-        ax.imshow(errors, cmap="Reds")
+        off_diagonal.append(errors)
+    # One colour scale for both sides, so the same shade means the same count.
+    top = max([1, *(int(e.max()) for e in off_diagonal)])
+    for ax, (side, _), errors in zip(np.atleast_1d(axes), present, off_diagonal, strict=False):
+        ax.imshow(errors, cmap="Reds", vmin=0, vmax=top)
+        dark = 0.6 * top
         for (i, j), n in np.ndenumerate(errors):
             if n:
-                ax.text(j, i, str(n), ha="center", va="center", fontsize=7)
+                color = "white" if n >= dark else "black"  # readable on the darkest cells too
+                ax.text(j, i, str(n), ha="center", va="center", fontsize=10, color=color)
         ax.set_title(f"{side.label}: {int(errors.sum())} errors")
         ax.set_xlabel("predicted")
         ax.set_ylabel("actual")
@@ -182,17 +227,160 @@ def draw_confusions(sides: list[Side], path: Path) -> None:
         ax.set_yticks(range(10))
     fig.tight_layout()
     with atomic_path(path) as tmp, tmp.open("wb") as fh:
-        fig.savefig(fh, format="png", dpi=80, metadata={"Software": None})
+        fig.savefig(fh, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
 
 
-def build_report(base: Side, new: Side, out_dir: Path) -> str:
+def decision_sections(base: Side, new: Side, out_dir: Path) -> tuple[str | None, list[str]]:
+    """The verdict line (None without both sides' predictions) and the statistics sections."""
+    base_record = Predictions.parse(base.read(report_verdict.PREDICTIONS_FILE))
+    new_record = Predictions.parse(new.read(report_verdict.PREDICTIONS_FILE))
+    if new_record is None:
+        return None, []
+    if base_record is None:
+        return None, [
+            "### No per-image predictions at the base",
+            "",
+            f"`{base.label}` has no `{report_verdict.PREDICTIONS_FILE}`: the change cannot be "
+            "tested image by image (the base predates per-image records, or never ran the "
+            "pipeline). The metrics below are the only comparison.",
+            "",
+        ]
+    if not np.array_equal(base_record.labels, new_record.labels):
+        return None, [
+            "### Different test sets",
+            "",
+            f"The two sides scored different test images ({len(base_record.labels)} vs "
+            f"{len(new_record.labels)}, or another order): no paired test is possible.",
+            "",
+        ]
+    params = load_params(Path(paths.PARAMS_FILE)).report
+    decision = report_verdict.decide(base_record, new_record, params.alpha)
+    parts = [
+        "### Is it really better?",
+        "",
+        f"- Accuracy change: **{100 * decision.change:+.2f} points**, paired bootstrap 95% "
+        f"interval {100 * decision.interval[0]:+.2f} to {100 * decision.interval[1]:+.2f}.",
+        f"- McNemar's exact test: newly wrong b = **{decision.test.b}**, newly right "
+        f"c = **{decision.test.c}**, p = **{decision.test.pvalue:.3g}**; "
+        f"at alpha = {decision.alpha} (`report.alpha`): **{decision.verdict}**.",
+        "",
+        "#### Recall per digit",
+        "",
+        report_verdict.recall_table(base_record, new_record),
+        "",
+    ]
+    line = decision.line()
+    spread = seed_spread(new) or seed_spread(base)
+    if spread is not None:
+        std, n, commit = spread
+        inside = abs(decision.change) <= 2 * std
+        line += (
+            f"; {'inside' if inside else 'outside'} the seed noise "
+            f"(±2 std = ±{200 * std:.2f} points over {n} seeds)"
+        )
+        parts += [
+            "#### Seed noise",
+            "",
+            f"`make seeds` at commit {commit[:10]}: test accuracy varies with the seed alone by "
+            f"a standard deviation of {100 * std:.2f} points over {n} seeds; this change "
+            f"({100 * decision.change:+.2f}) is {'inside' if inside else 'outside'} ±2 std.",
+            "",
+        ]
+    parts += calibration_section(base, new, out_dir)
+    parts += flip_section(base_record, new_record, params.flips, out_dir)
+    return line, parts
+
+
+def seed_spread(side: Side) -> tuple[float, int, str] | None:
+    """``(std, seeds, commit)`` from the side's ``reports/seeds.json`` (``make seeds``)."""
+    from mnist_pipeline.ops.seeds import SEEDS_FILE
+
+    text = side.read(str(SEEDS_FILE))
+    if text is None:
+        return None
+    try:
+        report = json.loads(text)
+        return float(report["std"]), len(report["seeds"]), str(report["commit"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def calibration_section(base: Side, new: Side, out_dir: Path) -> list[str]:
+    """Both sides' expected calibration error and reliability diagrams."""
+
+    def ece(side: Side) -> str:
+        text = side.read(METRICS_FILE)
+        value = json.loads(text)["test"].get("ece") if text else None
+        return f"{value:.4f}" if isinstance(value, float) else "n/a"
+
+    parts = [
+        "#### Calibration",
+        "",
+        f"Expected calibration error (15 bins): {base.label} {ece(base)}, {new.label} "
+        f"{ece(new)} (0 is perfect: a confidence of 0.9 is right nine times in ten).",
+        "",
+    ]
+    for side, name in ((base, "reliability-base.png"), (new, "reliability-new.png")):
+        image = side.read_bytes(str(paths.RELIABILITY_FILE))
+        if image is not None:
+            (out_dir / name).write_bytes(image)
+            parts += [f"![reliability, {side.label}]({name})", ""]
+    return parts
+
+
+def flip_section(base: Predictions, new: Predictions, cap: int, out_dir: Path) -> list[str]:
+    """The flip galleries: test images newly wrong and newly right."""
+    from mnist_pipeline.dataset import load_split
+
+    wrong, right = report_verdict.flip_indices(base, new, cap)
+    parts = [
+        "#### Flips",
+        "",
+        f"{int(np.sum(base.correct & ~new.correct))} images newly wrong, "
+        f"{int(np.sum(~base.correct & new.correct))} newly right (galleries show at most {cap} "
+        "each, with the true digit and both answers).",
+        "",
+    ]
+    try:
+        test = load_split("test", Path(paths.PREPARED_DIR))
+    except (OSError, PipelineError, KeyError, ValueError):
+        return [*parts, "(No `data/prepared/test.npz` here to draw them: run `dvc repro`.)", ""]
+    if not np.array_equal(test.y.astype(np.int64), new.labels):
+        return [*parts, "(The workspace's test images are not the compared ones.)", ""]
+    for which, name, title in (
+        (wrong, "flips-newly-wrong.png", "Newly wrong: the base was right"),
+        (right, "flips-newly-right.png", "Newly right: the base was wrong"),
+    ):
+        report_verdict.draw_flips(test.x, base, new, which, title, out_dir / name)
+        parts += [f"![{title.lower()}]({name})", ""]
+    return parts
+
+
+def cost_sections(base: Side, new: Side, out_dir: Path) -> list[str]:
+    """Both sides' serving cost as ratios, or why it is unavailable."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mnist-report-") as tmp:
+        new_dir, new_why = report_cost.fetch_model(new.rev, Path(tmp) / "new")
+        base_dir, base_why = report_cost.fetch_model(base.rev, Path(tmp) / "base")
+        if new_dir is None:
+            return ["### Cost", "", report_cost.cost_section(None, None, new_why), ""]
+        models = [new_dir] + ([base_dir] if base_dir is not None else [])
+        costs = report_cost.measure(models)
+    new_cost = costs[0]
+    base_cost = costs[1] if base_dir is not None else None
+    return ["### Cost", "", report_cost.cost_section(base_cost, new_cost, base_why), ""]
+
+
+def build_report(base: Side, new: Side, out_dir: Path, *, cost: bool = True) -> str:
     """Write the images into ``out_dir`` and return the Markdown report.
 
     Args:
         base: The base side (e.g. ``main``).
-        new: The compared side (workspace or a revision).
+        new: The compared side (workspace, a revision or an experiment's ref).
         out_dir: Where ``report.md`` and its images go.
+        cost: Measure both models' serving cost (loads TensorFlow).
 
     Returns:
         The Markdown.
@@ -201,11 +389,13 @@ def build_report(base: Side, new: Side, out_dir: Path) -> str:
     new_metrics = new.read(METRICS_FILE)
     new_accuracy = json.loads(new_metrics)["test"]["accuracy"] if new_metrics else None
     old_accuracy = json.loads(base_metrics)["test"]["accuracy"] if base_metrics else None
+    line, decision = decision_sections(base, new, out_dir)
     parts = [
         f"## Model report: {new.label} vs {base.label}",
         "",
-        f"Verdict: {verdict(old_accuracy, new_accuracy)}",
+        f"Verdict: {line or verdict(old_accuracy, new_accuracy)}",
         "",
+        *decision,
     ]
     sides = [base, new] if base_metrics else [new]
     if base_metrics is None:
@@ -216,6 +406,8 @@ def build_report(base: Side, new: Side, out_dir: Path) -> str:
             "never ran there): nothing to compare. The figures below are this change's alone.",
             "",
         ]
+    if cost and new_metrics is not None:
+        parts += cost_sections(base, new, out_dir)
     revs = _revs(base, new)
     metrics = metrics_rows(_dvc_json("metrics", "diff", *revs, "--all"))
     headline = [r for r in metrics if r[0] in HEADLINE or r[0].startswith("val.")]
@@ -259,17 +451,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base", required=True, help="git revision to compare against")
     parser.add_argument("--rev", help="compared revision (default: the workspace)")
     parser.add_argument("--out", type=Path, default=Path("reports/pr"))
+    parser.add_argument(
+        "--no-cost", action="store_true", help="skip measuring both models' serving cost"
+    )
     args = parser.parse_args(argv)
-    probe = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"{args.base}^{{commit}}"],
-        capture_output=True, check=False,
-    )  # fmt: skip
-    if probe.returncode != 0:
+    base_rev = resolve_rev(args.base)
+    if base_rev is None:
         raise PipelineError(f"unknown base revision {args.base!r}; fetch it (git fetch) first")
-    base = Side(args.base, args.base)
-    new = Side(args.rev or "workspace", args.rev)
+    new_rev = None
+    if args.rev is not None:
+        new_rev = resolve_rev(args.rev)
+        if new_rev is None:
+            raise PipelineError(
+                f"unknown revision or experiment {args.rev!r}; see `git branch -a` and "
+                "`dvc exp list`"
+            )
+    base = Side(args.base, base_rev)
+    new = Side(args.rev or "workspace", new_rev)
     args.out.mkdir(parents=True, exist_ok=True)
-    markdown = build_report(base, new, args.out)
+    markdown = build_report(base, new, args.out, cost=not args.no_cost)
     write_text(args.out / "report.md", markdown)
     print(f"wrote {args.out / 'report.md'}")
 
