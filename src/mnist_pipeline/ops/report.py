@@ -15,6 +15,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -437,8 +438,17 @@ def build_report(base: Side, new: Side, out_dir: Path, *, cost: bool = True) -> 
         "",
         "![training curves](curves.png)",
         "",
+        f"<sub>mnist-report at commit {_head()} on {os.cpu_count()} CPU cores.</sub>",
+        "",
     ]
     return "\n".join(parts)
+
+
+def _head() -> str:
+    result = subprocess.run(
+        ["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> None:
