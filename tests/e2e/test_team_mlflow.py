@@ -118,7 +118,11 @@ def test_pipeline_registry_and_service_on_postgres_and_s3(
     assert service["status"] == 200
     metadata = service["metadata"]
     assert metadata["source"] == "models:/mnist-classifier@production"  # type: ignore[index]
-    assert metadata["model_version"] == "1"  # type: ignore[index]  # the registry's, after rollback
+    # One identity whatever the source: the digest; the registry's version (after the rollback)
+    # and alias are labels beside it.
+    assert metadata["model_version"] == first_model  # type: ignore[index]
+    assert metadata["registry_version"] == "1"  # type: ignore[index]
+    assert metadata["alias"] == "production"  # type: ignore[index]
 
     # Version 1 rebuilds from its commit in a worktree: all three digests agree.
     out = registry(repo, team.url, "reproduce", "1")
