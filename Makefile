@@ -75,12 +75,16 @@ bench-serving: setup  ## Benchmark the service against `mlflow models serve` (ne
 
 IMAGE ?= mnist-api:latest
 MONITOR_IMAGE ?= mnist-monitor:latest
-image: setup  ## Build the service and monitor images (base made from Debian packages if no registry).
+# Bake models/mnist in when it exists (after `make repro`); else the image needs MODEL_URI.
+BAKE_MODEL ?= $(if $(wildcard models/mnist/saved_model.pb),true,false)
+image: setup  ## Build the service and monitor images (model baked in when models/mnist exists).
 	$(BIN)/pip download --quiet --no-deps --only-binary=:all: -d docker/wheels \
 	  -r requirements-serve.lock -r requirements-monitor.lock 2> >(grep -v "is ignored" >&2)
+	# The classic builder builds every stage before the target: both builds get the same args.
 	base=$$(bash docker/base-image.sh) && \
-	DOCKER_BUILDKIT=0 docker build --quiet --build-arg PYTHON_IMAGE=$$base -t $(IMAGE) . && \
-	DOCKER_BUILDKIT=0 docker build --quiet --build-arg PYTHON_IMAGE=$$base --target monitor -t $(MONITOR_IMAGE) .
+	args="--build-arg PYTHON_IMAGE=$$base --build-arg BAKE_MODEL=$(BAKE_MODEL)" && \
+	DOCKER_BUILDKIT=0 docker build --quiet $$args -t $(IMAGE) . && \
+	DOCKER_BUILDKIT=0 docker build --quiet $$args --target monitor -t $(MONITOR_IMAGE) .
 
 bench-image: setup  ## Image benchmark: size, what takes the space, ready time, worker memory.
 	$(BIN)/python scripts/bench_image.py
