@@ -59,7 +59,9 @@ def gunicorn_server(
     while ready < 3 or log_file.read_text().count('"message": "model loaded"') < workers:
         if time.monotonic() > deadline or process.poll() is not None:
             process.kill()
-            pytest.fail("gunicorn did not become ready:\n" + log_file.read_text()[-3000:])
+            # The access lines of the readiness probes would hide why: show everything else.
+            lines = [x for x in log_file.read_text().splitlines() if '"app.access"' not in x]
+            pytest.fail("gunicorn did not become ready:\n" + "\n".join(lines)[-4000:])
         try:
             ready = ready + 1 if requests.get(f"{url}/health/ready", timeout=2).ok else 0
         except requests.RequestException:
