@@ -19,7 +19,7 @@ from app import access, logs
 from app.drift_status import DriftStatus
 from app.errors import error_response, register_error_handlers, validation_error
 from app.metrics import ServiceMetrics
-from app.model import ModelHolder, ModelLoadError, ServingModel, alias_target, load_model
+from app.model import ModelHolder, ServingModel, alias_target, load_model
 from app.prediction_log import PredictionLog
 from app.reload import ReloadWatcher, read_control
 from app.routes_ops import bp as ops_bp
@@ -172,10 +172,7 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
     if load:
         control = read_control(settings.state_dir)
         source = control[1] if control else settings.model_source
-        try:
-            watcher.apply(source)
-        except ModelLoadError as err:
-            log.error("model not loaded; not ready", extra={"fields": {"reason": str(err)}})
+        watcher.first_load(source)
         watcher.start()
         drift = DriftStatus(
             settings.drift_report,

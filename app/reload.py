@@ -81,6 +81,9 @@ class ReloadWatcher:
         # registry version it points at that this worker refused (None when there is none).
         self.following: str | None = None
         self.refused: str | None = None
+        # A first load that failed (registry unreachable, files not there yet): retried on
+        # every poll until it serves, so a worker never stays unready for a transient cause.
+        self.retry_source: str | None = None
         self._load_lock = threading.Lock()
         # Why this worker does not serve the latest accepted reload (None when it does):
         # /health/ready answers 503 meanwhile, so no traffic reaches a worker left behind.
@@ -107,6 +110,16 @@ class ReloadWatcher:
             self.source, self.refused = source, None
             self.following = source if is_alias(source) else None
         return model
+
+    def first_load(self, source: str) -> None:
+        """Load the model a worker starts with; on failure, keep retrying in the background."""
+        try:
+            self.apply(source)
+        except ModelLoadError as err:
+            log.error(
+                "model not loaded; not ready, retrying", extra={"fields": {"reason": str(err)}}
+            )
+            self.retry_source = source
 
     def _follow_loop(self) -> None:
         while True:
@@ -171,6 +184,13 @@ class ReloadWatcher:
         keeps the generation it serves, reports itself not ready and retries on every poll, so
         it ends up serving the target or out of the load balancer, never silently behind.
         """
+        if self.retry_source is not None and self.holder.current is None:
+            try:
+                self.apply(self.retry_source)
+            except ModelLoadError:
+                return  # logged at the first failure; next poll tries again
+            log.info("model loaded after a failed start", extra={"fields": {"source": self.source}})
+            self.retry_source = None
         control = read_control(self.state_dir)
         if control is None or control[0] <= self.generation:
             return

@@ -330,3 +330,20 @@ def test_sync_log_commits_before_the_answer(make_settings: Callable[..., Setting
     # No close(), no writer thread: the rows are on disk when the response is.
     with sqlite3.connect(settings.prediction_log) as db:
         assert db.execute("SELECT count(*) FROM predictions").fetchone()[0] == 2
+
+
+def test_a_worker_whose_first_load_failed_keeps_trying(
+    make_settings: Callable[..., Settings], tmp_path: Path, tiny_model: Path
+) -> None:
+    import shutil
+    import time
+
+    missing = tmp_path / "not-there-yet"
+    client = create_app(make_settings(model_dir=missing, reload_poll_s=0.1)).test_client()
+    assert client.get("/health/ready").status_code == 503
+    shutil.copytree(tiny_model, missing)  # the model arrives (a volume mounted late, a pull)
+    deadline = time.monotonic() + 30
+    while client.get("/health/ready").status_code != 200:
+        assert time.monotonic() < deadline, "the worker never retried its first load"
+        time.sleep(0.1)
+    assert client.post("/predict", json={"image": ZEROS}).status_code == 200
