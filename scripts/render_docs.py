@@ -206,6 +206,19 @@ def durability(reports: Path) -> str:
     ])  # fmt: skip
 
 
+def seeds(reports: Path) -> str:
+    """Seed noise of the default params: ``make seeds`` (``reports/seeds.json``)."""
+    report = _load(reports, "seeds.json")
+    values = ", ".join(_pct(v) for v in report["test_accuracy"])
+    return (
+        f"Seed noise of the default params (`make seeds N={len(report['seeds'])}`): test accuracy "
+        f"{values} for seeds {report['seeds'][0]}-{report['seeds'][-1]}; mean "
+        f"{_pct(report['mean'])}, standard deviation {100 * report['std']:.3f} points. "
+        f"A change inside ±2 std ({200 * report['std']:.2f} points) is indistinguishable from "
+        f"a reseed. From `reports/seeds.json`, commit {report['commit'][:10]}."
+    )
+
+
 def repro_line(reports: Path) -> str:
     """The line ``make repro`` prints last, from ``reports/metrics.json``."""
     t = _load(reports, "metrics.json")["test"]
@@ -228,6 +241,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "remote": remote,
     "image": image,
     "durability": durability,
+    "seeds": seeds,
 }
 _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- /generated: \2 -->)", re.S)
 
