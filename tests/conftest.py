@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,16 @@ def tiny_params_yaml() -> str:
 
 @pytest.fixture(autouse=True)
 def isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own embedded MLflow store (the default lands under ``DVC_ROOT``)."""
+    """Every test gets its own embedded MLflow store (the default lands under ``DVC_ROOT``).
+
+    A test that ran the pipeline in-process left ``mlflow.set_tracking_uri`` pointing at its
+    store, which beats ``MLFLOW_TRACKING_URI``: a later test's models went to that store, not to
+    its server. The process-wide URI is reset for every test (and restored after).
+    """
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    if "mlflow" in sys.modules:
+        from mlflow.tracking._tracking_service import utils
+
+        monkeypatch.setattr(utils, "_tracking_uri", None)
     return tmp_path
