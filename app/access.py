@@ -44,6 +44,7 @@ ROUTES: dict[str, Access] = {
     "predict.predict_image": CLIENT,
     "predict.tfserving_predict": CLIENT,
     "predict.v2_infer": CLIENT,
+    "predict.feedback": CLIENT,
     "ops.reload": ADMIN,
 }
 API_KEY_HEADER = "X-API-Key"  # pragma: allowlist secret (a header name)

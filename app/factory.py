@@ -18,9 +18,10 @@ from flask_openapi3.openapi import OpenAPI
 from app import access, logs
 from app.drift_status import DriftStatus
 from app.errors import error_response, register_error_handlers, validation_error
+from app.events import EventPublisher, StreamConfig
 from app.metrics import ServiceMetrics
 from app.model import ModelHolder, ServingModel, alias_target, load_model
-from app.prediction_log import PredictionLog
+from app.prediction_log import EventSink, PredictionLog
 from app.reload import ReloadWatcher, read_control
 from app.routes_ops import bp as ops_bp
 from app.routes_predict import bp as predict_bp
@@ -116,6 +117,21 @@ def _install_hooks(app: OpenAPI, settings: Settings) -> None:
         return response
 
 
+def _event_sink(settings: Settings, metrics: ServiceMetrics) -> EventSink:
+    """The Redis stream when ``EVENTS_URL`` is set, else the embedded SQLite log."""
+    if settings.events_url is None:
+        return PredictionLog(settings.prediction_log, settings.prediction_log_sync)
+    config = StreamConfig(
+        settings.events_url,
+        settings.events_prefix,
+        settings.events_maxlen,
+        settings.events_image_share,
+        settings.events_buffer,
+        settings.events_feedback_ttl_s,
+    )
+    return EventPublisher(config, metrics.events_published.inc, metrics.events_dropped.inc)
+
+
 def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAPI:
     """Build the service. Under Gunicorn this runs in each worker, never in the master.
 
@@ -144,7 +160,7 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
     app.json = _BoundedJSON(app)
     metrics = ServiceMetrics(app)
     holder = ModelHolder()
-    prediction_log = PredictionLog(settings.prediction_log, settings.prediction_log_sync)
+    prediction_log = _event_sink(settings, metrics)
     app.extensions[EXTENSION] = ServiceState(settings, holder, metrics, prediction_log)
     app.register_api(predict_bp)
     app.register_api(ops_bp)
@@ -174,12 +190,7 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
         source = control[1] if control else settings.model_source
         watcher.first_load(source)
         watcher.start()
-        drift = DriftStatus(
-            settings.drift_report,
-            metrics.drift_detected,
-            metrics.drift_share,
-            metrics.drift_checked,
-        )
+        drift = DriftStatus(settings.drift_report, metrics)
         drift.refresh()
         drift.start(settings.drift_poll_s)
     atexit.register(prediction_log.close)

@@ -77,6 +77,42 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+        self.events_published = Counter(
+            "mnist_events_published_total",
+            "Prediction events published to the event stream (EVENTS_URL)",
+            registry=self.registry,
+        )
+        self.events_dropped = Counter(
+            "mnist_events_dropped_total",
+            "Prediction events dropped: the broker was down and the worker's buffer full",
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "mnist_feedback_total",
+            "True labels received, by whether the model was right",
+            ["correct"],
+            registry=self.registry,
+        )
+        # From the monitor's report, like the drift gauges: accuracy on labelled live events.
+        self.live_accuracy = Gauge(
+            "mnist_live_accuracy",
+            "Accuracy on the labelled events of the latest monitor window",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.live_labelled = Gauge(
+            "mnist_live_labelled",
+            "Labelled events behind mnist_live_accuracy",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.live_accuracy_min = Gauge(
+            "mnist_live_accuracy_min",
+            "The alert threshold of mnist_live_accuracy (params.yaml monitor.min_live_accuracy)",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+
         self.drift_detected = Gauge(
             "mnist_drift_detected",
             "1 when the latest drift report found drift (mnist-monitor), else 0",

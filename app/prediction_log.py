@@ -1,6 +1,7 @@
-"""Every answered prediction, recorded off the request's hot path for drift monitoring.
+"""Every answered prediction, recorded off the request's hot path: the embedded SQLite sink.
 
-The table is the contract's (:mod:`mnist_contracts.prediction_log`), which the monitor reads.
+The tables are the contract's (:mod:`mnist_contracts.prediction_log`), which the monitor reads.
+With ``EVENTS_URL`` set, :mod:`app.events` publishes the same events to Redis instead.
 
 Requests put a small tuple on a queue; one writer thread per worker batches them into SQLite
 (WAL mode, so several workers can share the file). ``close()`` drains the queue, so a clean
@@ -21,25 +22,46 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from mnist_contracts.events import new_event_id
 from mnist_contracts.model import IMAGE_BYTES
-from mnist_contracts.prediction_log import INSERT, connect
+from mnist_contracts.prediction_log import INSERT, UnknownEventError, add_label, connect
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
-_Batch = tuple[float, str, list[int], list[float], bytes]
+_Batch = tuple[float, str, list[str], list[int], list[float], bytes]
+
+
+class EventSink(Protocol):
+    """Where a worker's prediction events and labels go: the SQLite log or a Redis stream."""
+
+    def record(
+        self, version: str, classes: list[int], confidences: list[float],
+        images: npt.NDArray[np.uint8],
+    ) -> list[str]:  # fmt: skip
+        """Record one request's predictions off the hot path; returns one event id per image."""
+        ...
+
+    def label(self, event_id: str, label: int) -> int:
+        """Record a true label; returns the predicted class (see :func:`add_label`)."""
+        ...
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Deliver what is pending and stop."""
+        ...
 
 
 def _rows(batch: list[_Batch], pid: int) -> list[tuple[object, ...]]:
     """One row per image of each queued request."""
     return [
-        (ts, version, cls, conf, blob[i * IMAGE_BYTES : (i + 1) * IMAGE_BYTES], pid)
-        for ts, version, classes, confs, blob in batch
-        for i, (cls, conf) in enumerate(zip(classes, confs, strict=True))
+        (ts, version, cls, conf, blob[i * IMAGE_BYTES : (i + 1) * IMAGE_BYTES], pid, event_id)
+        for ts, version, ids, classes, confs, blob in batch
+        for i, (event_id, cls, conf) in enumerate(zip(ids, classes, confs, strict=True))
     ]
 
 
@@ -48,7 +70,7 @@ class PredictionLog:
 
     def __init__(self, path: Path, sync: bool = False) -> None:
         self.path, self.sync = path, sync
-        self._local = threading.local()  # sync mode: one connection per request thread
+        self._local = threading.local()  # one connection per request thread (sync, labels)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -63,26 +85,54 @@ class PredictionLog:
                     )
                     self._thread.start()
 
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = connect(self.path)
+        return db
+
     def record(
         self,
         version: str,
         classes: list[int],
         confidences: list[float],
         images: npt.NDArray[np.uint8],
-    ) -> None:
+    ) -> list[str]:
         """Queue one request's predictions (cheap: no I/O on the request thread).
 
         In sync mode, commit them here instead: the answer leaves only once they are on disk.
+
+        Returns:
+            The event id of each image.
         """
-        item = (time.time(), version, classes, confidences, images.tobytes())
+        ids = [new_event_id() for _ in classes]
+        item = (time.time(), version, ids, classes, confidences, images.tobytes())
         if self.sync:
-            db = getattr(self._local, "db", None)
-            if db is None:
-                db = self._local.db = connect(self.path)
-            self._commit(db, _rows([item], os.getpid()))
-            return
+            self._commit(self._db(), _rows([item], os.getpid()))
+            return ids
         self._ensure_writer()
         self._queue.put(item)
+        return ids
+
+    def label(self, event_id: str, label: int) -> int:
+        """Record the true label of an answered image (see :func:`add_label`).
+
+        An event this worker answered a moment ago may still be queued: the queue is flushed
+        before an id is called unknown.
+        """
+        try:
+            return add_label(self._db(), event_id, label, time.time())
+        except UnknownEventError:
+            self.flush()
+            return add_label(self._db(), event_id, label, time.time())
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until everything queued so far is committed."""
+        if self._thread is None:
+            return
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait(timeout)
 
     def _commit(self, db: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
         try:
@@ -99,9 +149,12 @@ class PredictionLog:
         while not stop:
             item = self._queue.get()
             batch: list[_Batch] = []
+            waiting: list[threading.Event] = []
             while True:
                 if item is _STOP:
                     stop = True
+                elif isinstance(item, threading.Event):
+                    waiting.append(item)
                 else:
                     batch.append(item)  # type: ignore[arg-type]
                 if stop or len(batch) >= 256:
@@ -113,6 +166,8 @@ class PredictionLog:
             rows = _rows(batch, pid)
             if rows:
                 self._commit(db, rows)
+            for event in waiting:
+                event.set()
         db.close()
 
     def close(self, timeout: float = 30.0) -> None:

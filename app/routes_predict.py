@@ -11,9 +11,12 @@ from flask_openapi3.models.tag import Tag
 from pydantic import BaseModel
 
 from app.errors import error_response, unknown_model
+from app.events import BrokerError
 from app.image_input import ImageInputError, image_to_mnist
 from app.schemas import (
     ErrorResponse,
+    FeedbackRequest,
+    FeedbackResponse,
     ImageForm,
     ModelPath,
     PredictRequest,
@@ -26,6 +29,7 @@ from app.schemas import (
 )
 from app.state import state
 from mnist_contracts.model import IMAGE_SHAPE
+from mnist_contracts.prediction_log import LabelExistsError, UnknownEventError
 
 predict_tag = Tag(name="predict", description="Classify digits")
 compat_tag = Tag(name="compatibility", description="TF Serving and Open Inference Protocol V2")
@@ -35,6 +39,7 @@ ERRORS: Responses = dict.fromkeys((401, 413, 415, 422, 503), ErrorResponse)
 COMPAT_ERRORS: Responses = {**ERRORS, 404: ErrorResponse}
 
 Reply = Response
+EVENT_IDS_HEADER = "X-Event-IDs"
 
 
 def _too_many(count: int, field: str) -> Reply | None:
@@ -48,15 +53,16 @@ def _too_many(count: int, field: str) -> Reply | None:
 
 
 def _answer(images: np.ndarray) -> Reply:
-    probs, model = state().classify(images)
+    probs, model, ids = state().classify(images)
     classes = probs.argmax(axis=1)
     predictions = [
         {
             "predicted_class": int(c),
             "confidence": float(p[c]),
             "probabilities": [round(float(x), 6) for x in p],
+            "event_id": event_id,
         }
-        for c, p in zip(classes, probs, strict=True)
+        for c, p, event_id in zip(classes, probs, ids, strict=True)
     ]
     return jsonify(
         predictions=predictions, model_name=model.info.name, model_version=model.info.version
@@ -116,8 +122,11 @@ def tfserving_predict(path: ModelPath, body: TFServingRequest) -> Reply:
     except ValueError as err:
         return error_response(422, "invalid_request", f"instances {err}",
                               [{"field": "instances", "message": str(err)}])  # fmt: skip
-    probs, _ = state().classify(images)
-    return jsonify(predictions=probs.round(6).tolist())
+    probs, _, ids = state().classify(images)
+    # TF Serving's body has no room for ids: they ride in a header, in instance order.
+    reply = jsonify(predictions=probs.round(6).tolist())
+    reply.headers[EVENT_IDS_HEADER] = ",".join(ids)
+    return reply
 
 
 V2_TYPES = {"UINT8": "uint8", "FP32": "float", "FP64": "float", "INT32": "uint8", "INT64": "uint8"}
@@ -146,7 +155,7 @@ def v2_infer(path: ModelPath, body: V2InferRequest) -> Reply:
     except ValueError as err:
         return error_response(422, "invalid_request", f"inputs.0.data {err}",
                               [{"field": "inputs.0.data", "message": str(err)}])  # fmt: skip
-    probs, model = state().classify(images)
+    probs, model, ids = state().classify(images)
     output = {
         "name": "probabilities",
         "shape": list(probs.shape),
@@ -154,5 +163,38 @@ def v2_infer(path: ModelPath, body: V2InferRequest) -> Reply:
         "data": probs.ravel().round(6).tolist(),
     }
     return jsonify(
-        model_name=model.info.name, model_version=model.info.version, id=body.id, outputs=[output]
+        model_name=model.info.name,
+        model_version=model.info.version,
+        id=body.id,
+        outputs=[output],
+        parameters={"event_ids": ids},
+    )
+
+
+@bp.post("/feedback", responses={200: FeedbackResponse, 404: ErrorResponse, 409: ErrorResponse,
+                                 **ERRORS})  # fmt: skip
+def feedback(body: FeedbackRequest) -> Reply:
+    """Send the true label of an answered image, by the `event_id` its prediction returned.
+
+    Any replica accepts it. An id no prediction returned (or one older than the stream keeps)
+    is 404; a second label for the same image is 409.
+    """
+    sink = state().prediction_log
+    try:
+        predicted = sink.label(body.event_id, body.label)
+    except UnknownEventError:
+        return error_response(
+            404, "unknown_event",
+            f"no prediction has event_id {body.event_id}; send an id a prediction returned",
+        )  # fmt: skip
+    except LabelExistsError:
+        return error_response(
+            409, "label_exists", f"event {body.event_id} already has a label; labels are final"
+        )
+    except BrokerError as err:
+        return error_response(503, "broker_unavailable", f"event broker unavailable ({err}); retry")
+    correct = predicted == body.label
+    state().metrics.feedback.labels(str(correct).lower()).inc()
+    return jsonify(
+        event_id=body.event_id, label=body.label, predicted_class=predicted, correct=correct
     )

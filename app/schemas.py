@@ -86,6 +86,7 @@ class Prediction(BaseModel):
     predicted_class: int = Field(ge=0, le=9)
     confidence: float
     probabilities: list[float] = Field(min_length=10, max_length=10)
+    event_id: str = Field(description="the server's id of this prediction; send it to /feedback")
 
 
 class PredictResponse(BaseModel):
@@ -215,6 +216,29 @@ class V2InferResponse(BaseModel):
     model_version: str
     id: str | None = None
     outputs: list[V2Tensor]
+    parameters: dict[str, list[str]] = Field(
+        default_factory=dict, description="event_ids: one per image, for /feedback"
+    )
+
+
+class FeedbackRequest(BaseModel):
+    """The true label of one answered image."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(
+        pattern=r"^[0-9a-f]{32}$", description="the event_id a prediction returned"
+    )
+    label: int = Field(ge=0, le=9, strict=True, description="the digit the image really shows")
+
+
+class FeedbackResponse(BaseModel):
+    """The label was recorded."""
+
+    event_id: str
+    label: int
+    predicted_class: int
+    correct: bool
 
 
 class ModelPath(BaseModel):

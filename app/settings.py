@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mnist_contracts import paths
+from mnist_contracts.events import DEFAULT_FEEDBACK_TTL_S, DEFAULT_MAXLEN, DEFAULT_PREFIX
 
 
 class Settings(BaseSettings):
@@ -35,6 +36,22 @@ class Settings(BaseSettings):
     prediction_log: Path = paths.PREDICTION_LOG
     prediction_log_sync: bool = Field(
         default=False, description="Commit each request's log rows before answering it"
+    )
+    events_url: str | None = Field(
+        default=None, description="redis://host:port/db: publish prediction events to a stream"
+    )
+    events_prefix: str = Field(default=DEFAULT_PREFIX, pattern=r"^[A-Za-z0-9._-]+$")
+    events_maxlen: int = Field(
+        default=DEFAULT_MAXLEN, gt=0, description="Entries the stream keeps (approximately)"
+    )
+    events_image_share: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="Share of stream events that carry the input"
+    )
+    events_buffer: int = Field(
+        default=10_000, gt=0, description="Events a worker holds while the broker is down"
+    )
+    events_feedback_ttl_s: int = Field(
+        default=DEFAULT_FEEDBACK_TTL_S, gt=0, description="How long an event accepts a label"
     )
     state_dir: Path = paths.STATE_DIR
     reload_poll_s: float = Field(default=1.0, gt=0)

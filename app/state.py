@@ -10,7 +10,7 @@ from flask import current_app
 
 from app.metrics import ServiceMetrics
 from app.model import ModelHolder, ServingModel
-from app.prediction_log import PredictionLog
+from app.prediction_log import EventSink
 from app.settings import Settings
 
 EXTENSION = "mnist_service"
@@ -27,7 +27,7 @@ class ServiceState:
     settings: Settings
     holder: ModelHolder
     metrics: ServiceMetrics
-    prediction_log: PredictionLog
+    prediction_log: EventSink
 
     def model(self) -> ServingModel:
         """The model serving now."""
@@ -38,22 +38,22 @@ class ServiceState:
 
     def classify(
         self, images: npt.NDArray[np.uint8]
-    ) -> tuple[npt.NDArray[np.float32], ServingModel]:
-        """Probabilities for ``images``, recorded in the metrics and the prediction log.
+    ) -> tuple[npt.NDArray[np.float32], ServingModel, list[str]]:
+        """Probabilities for ``images``, recorded in the metrics and as prediction events.
 
         Args:
             images: ``uint8[N,28,28]``.
 
         Returns:
-            ``float32[N,10]`` and the model that answered.
+            ``float32[N,10]``, the model that answered and each image's event id.
         """
         model = self.model()
         probs = model.predict(images)
         classes = probs.argmax(axis=1).tolist()
         confidences = probs.max(axis=1).tolist()
         self.metrics.observe(classes, confidences, model.info.version)
-        self.prediction_log.record(model.info.version, classes, confidences, images)
-        return probs, model
+        ids = self.prediction_log.record(model.info.version, classes, confidences, images)
+        return probs, model, ids
 
 
 def state() -> ServiceState:

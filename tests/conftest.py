@@ -6,12 +6,17 @@ import hashlib
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from mnist_pipeline.dataset import RawMnist, Split
+
+if TYPE_CHECKING:
+    from tests.redis_server import RedisServer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -82,3 +87,12 @@ def isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
         monkeypatch.setattr(utils, "_tracking_uri", None)
     return tmp_path
+
+
+@pytest.fixture
+def redis_broker(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real Redis on a free loopback port, stopped after the test."""
+    from tests.redis_server import redis_server
+
+    with redis_server(tmp_path / "redis") as server:
+        yield server

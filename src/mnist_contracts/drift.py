@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 NO_DRIFT, DRIFT, ERROR, TOO_FEW = 0, 1, 2, 3  # mnist-monitor's exit status
 VERDICT_DRIFT, VERDICT_NO_DRIFT = "drift", "no drift"
+
+
+class LiveQuality(TypedDict):
+    """How right the model was on the window's events whose true label came back."""
+
+    labelled: int
+    accuracy: float | None  # None: fewer than min_labels labelled events
+    recall_per_class: dict[str, float | None]
+    min_accuracy: float
+    min_labels: int
+    below_min: bool
 
 
 class DriftReport(TypedDict):
@@ -20,3 +31,4 @@ class DriftReport(TypedDict):
     window: dict[str, str]
     sample_sizes: dict[str, int]
     generated_at: str
+    live: NotRequired[LiveQuality]

@@ -1,13 +1,15 @@
-"""The prediction log: one SQLite table that the service writes and the monitor reads.
+"""The prediction log: the SQLite tables that the service writes and the monitor reads.
 
-One row per answered image. The service writes it in WAL mode from several workers; the monitor
-opens it read-only. Both use the definitions here, so neither can drift from the other.
+One row per answered image, keyed by the server's event id, and one row per true label sent to
+``POST /feedback``. The service writes it in WAL mode from several workers; the monitor opens it
+read-only. Both use the definitions here, so neither can drift from the other. With
+``EVENTS_URL`` set the same events go to a Redis stream instead (:mod:`.events`).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,43 +25,150 @@ CREATE TABLE IF NOT EXISTS predictions (
     predicted_class INTEGER NOT NULL,
     confidence REAL NOT NULL,
     image BLOB NOT NULL,           -- {IMAGE_BYTES} bytes: the uint8 28x28 input, row-major
-    worker_pid INTEGER NOT NULL
-)
+    worker_pid INTEGER NOT NULL,
+    event_id TEXT                  -- the server's id, returned to the client (NULL: older rows)
+);
+CREATE TABLE IF NOT EXISTS labels (
+    event_id TEXT PRIMARY KEY,     -- one true label per answered image
+    label INTEGER NOT NULL,
+    ts REAL NOT NULL
+);
 """
+INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS predictions_event_id ON predictions (event_id)"
 INSERT = (
-    "INSERT INTO predictions (ts, model_version, predicted_class, confidence, image, worker_pid)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT OR IGNORE INTO predictions"
+    " (ts, model_version, predicted_class, confidence, image, worker_pid, event_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
-Row = tuple[float, str, int, float, bytes, int]
+Row = tuple[float, str, int, float, bytes, int, str]
+_WINDOW = (
+    "SELECT {}, ts, predicted_class, confidence, image FROM predictions"
+    " WHERE model_version = ? ORDER BY id DESC LIMIT ?"
+)
+WINDOW = _WINDOW.format("coalesce(event_id, 'row-' || id)")
+WINDOW_BEFORE_EVENT_IDS = _WINDOW.format("'row-' || id")  # a log from before event ids
 
 
 class LogError(Exception):
     """The log is missing, unreadable, empty, or has no rows for the model asked for."""
 
 
+class UnknownEventError(LogError):
+    """No prediction has this event id."""
+
+
+class LabelExistsError(LogError):
+    """The event already has a true label."""
+
+
 @dataclass(frozen=True)
 class Window:
-    """The most recent predictions of one model, newest first."""
+    """The most recent predictions of one model, newest first.
+
+    ``images`` holds the inputs of the events that carried one (``has_image``); the stream may
+    carry only a share of them. ``labels`` maps the window's labelled event ids to true labels.
+    """
 
     model_version: str
+    event_ids: list[str]
     ts: npt.NDArray[np.float64]
     predicted_class: npt.NDArray[np.int64]
     confidence: npt.NDArray[np.float64]
+    has_image: npt.NDArray[np.bool_]
     images: npt.NDArray[np.uint8]
+    labels: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        """How many predictions the window holds."""
+        return len(self.event_ids)
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating) the log for writing: WAL mode, so several workers share the file."""
+    """Open (creating or upgrading) the log for writing: WAL mode, for several writers."""
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=30)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute(SCHEMA)
+    with db:
+        db.executescript(SCHEMA)
+        columns = {name for _, name, *_ in db.execute("PRAGMA table_info(predictions)")}
+        if "event_id" not in columns:  # a log written before event ids existed
+            db.execute("ALTER TABLE predictions ADD COLUMN event_id TEXT")
+        db.execute(INDEX)
     return db
 
 
+def add_label(db: sqlite3.Connection, event_id: str, label: int, ts: float) -> int:
+    """Record the true label of one answered image.
+
+    Args:
+        db: A connection from :func:`connect`.
+        event_id: The id the service returned with the prediction.
+        label: The true digit.
+        ts: Unix time of the feedback.
+
+    Returns:
+        The class the model predicted for that event.
+
+    Raises:
+        UnknownEventError: If no prediction has the id.
+        LabelExistsError: If the event already has a label.
+    """
+    found = db.execute(
+        "SELECT predicted_class FROM predictions WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    if found is None:
+        raise UnknownEventError(event_id)
+    try:
+        with db:
+            db.execute("INSERT INTO labels VALUES (?, ?, ?)", (event_id, label, ts))
+    except sqlite3.IntegrityError:
+        raise LabelExistsError(event_id) from None
+    return int(found[0])
+
+
+def to_window(
+    version: str,
+    rows: list[tuple[str, float, int, float, bytes]],
+    labels: dict[str, int],
+) -> Window:
+    """A window from ``(event_id, ts, class, confidence, image or b"")`` rows, newest first.
+
+    Raises:
+        LogError: If an image is neither absent nor 28x28 bytes.
+    """
+    if any(len(r[4]) not in (0, IMAGE_BYTES) for r in rows):
+        raise LogError("corrupt events (images are not 28x28 bytes)")
+    has_image = np.array([len(r[4]) == IMAGE_BYTES for r in rows], np.bool_)
+    blob = b"".join(r[4] for r in rows)
+    ids = [r[0] for r in rows]
+    return Window(
+        version,
+        ids,
+        np.array([r[1] for r in rows], np.float64),
+        np.array([r[2] for r in rows], np.int64),
+        np.array([r[3] for r in rows], np.float64),
+        has_image,
+        np.frombuffer(blob, np.uint8).reshape(-1, *IMAGE_SHAPE),
+        {i: labels[i] for i in ids if i in labels},
+    )
+
+
+def pick_version(versions: list[str], model_version: str | None, where: str) -> str:
+    """The version asked for, or the one that answered last; a clear error if it is absent."""
+    if not versions:
+        raise LogError(f"{where}: no predictions yet")
+    version = model_version or versions[-1]
+    if version not in versions:
+        raise LogError(
+            f"{where}: no predictions of model {version} (it has {', '.join(versions)});"
+            " regenerate the reference for the served model or pass --model-version"
+        )
+    return version
+
+
 def read_window(path: Path, window: int, model_version: str | None = None) -> Window:
-    """The latest ``window`` predictions of one model version.
+    """The latest ``window`` predictions of one model version, with their labels.
 
     Args:
         path: The SQLite prediction log.
@@ -79,29 +188,17 @@ def read_window(path: Path, window: int, model_version: str | None = None) -> Wi
             versions = [v for (v,) in db.execute(
                 "SELECT model_version FROM predictions GROUP BY model_version ORDER BY max(id)"
             )]  # fmt: skip
-            if not versions:
-                raise LogError(f"{path}: the prediction log is empty")
-            version = model_version or versions[-1]
-            if version not in versions:
-                raise LogError(
-                    f"{path}: no predictions of model {version} (the log has "
-                    f"{', '.join(versions)}); regenerate the reference for the served model "
-                    "or pass --model-version"
-                )
-            rows = db.execute(
-                "SELECT ts, predicted_class, confidence, image FROM predictions"
-                " WHERE model_version = ? ORDER BY id DESC LIMIT ?",
-                (version, window),
-            ).fetchall()
+            version = pick_version(versions, model_version, str(path))
+            columns = {name for _, name, *_ in db.execute("PRAGMA table_info(predictions)")}
+            query = WINDOW if "event_id" in columns else WINDOW_BEFORE_EVENT_IDS
+            rows = db.execute(query, (version, window)).fetchall()
+            has_labels = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'labels'"
+            ).fetchone()
+            labels = dict(db.execute("SELECT event_id, label FROM labels")) if has_labels else {}
     except sqlite3.DatabaseError as err:
         raise LogError(f"{path}: not a readable prediction log ({err})") from None
-    if any(len(r[3]) != IMAGE_BYTES for r in rows):
-        raise LogError(f"{path}: corrupt rows (images are not 28x28 bytes)")
-    images = np.frombuffer(b"".join(r[3] for r in rows), np.uint8).reshape(-1, *IMAGE_SHAPE)
-    return Window(
-        version,
-        np.array([r[0] for r in rows], np.float64),
-        np.array([r[1] for r in rows], np.int64),
-        np.array([r[2] for r in rows], np.float64),
-        images,
-    )
+    try:
+        return to_window(version, rows, labels)
+    except LogError as err:
+        raise LogError(f"{path}: {err}") from None
