@@ -54,6 +54,7 @@ COPY --chown=root:root src/mnist_pipeline/__init__.py src/mnist_pipeline/atomic.
      src/mnist_pipeline/drift_features.py src/mnist_pipeline/errors.py src/mnist_pipeline/params.py \
      /srv/mnist_pipeline/
 COPY --chown=root:root src/mnist_pipeline/ops/__init__.py src/mnist_pipeline/ops/monitor.py \
+     src/mnist_pipeline/ops/event_args.py \
      /srv/mnist_pipeline/ops/
 COPY --chown=root:root params.yaml /srv/params.yaml
 USER 1000

@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote image bench-image bench-durability seeds
+.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote image bench-image bench-durability seeds shadow collect
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,12 @@ serve: setup  ## Serve the exported model with Gunicorn on http://127.0.0.1:8000
 
 monitor: setup  ## Drift report of the service's recent predictions vs the reference (exit 1 = drift).
 	$(BIN)/mnist-monitor
+
+shadow: setup  ## Run the candidate model in shadow on the event stream (EVENTS_URL).
+	$(BIN)/python -m app.shadow
+
+collect: setup  ## Labelled live events into data/feedback (DVC-tracked) for preprocess.feedback.
+	$(BIN)/mnist-collect
 
 bench: setup  ## Pipeline benchmark: one cold `dvc repro` of the whole graph, then a no-op one.
 	$(BIN)/python scripts/bench_pipeline.py

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import redis
 
+from app.prediction_log import EventStoreError
 from mnist_contracts.events import Keys, carries_image, encode_event, new_event_id
 from mnist_contracts.model import IMAGE_BYTES
 from mnist_contracts.prediction_log import LabelExistsError, UnknownEventError
@@ -36,7 +37,7 @@ _Event = tuple[str, float, str, int, float, bytes | None]
 BATCH = 500
 
 
-class BrokerError(Exception):
+class BrokerError(EventStoreError):
     """Redis did not answer a request that needs it now (a label)."""
 
 

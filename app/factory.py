@@ -190,7 +190,9 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
         source = control[1] if control else settings.model_source
         watcher.first_load(source)
         watcher.start()
-        drift = DriftStatus(settings.drift_report, metrics)
+        drift = DriftStatus(
+            settings.drift_report, metrics, settings.events_url, settings.events_prefix
+        )
         drift.refresh()
         drift.start(settings.drift_poll_s)
     atexit.register(prediction_log.close)

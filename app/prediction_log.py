@@ -37,6 +37,10 @@ _STOP = object()
 _Batch = tuple[float, str, list[str], list[int], list[float], bytes]
 
 
+class EventStoreError(Exception):
+    """The event store did not answer a request that needs it now (a label): retry later."""
+
+
 class EventSink(Protocol):
     """Where a worker's prediction events and labels go: the SQLite log or a Redis stream."""
 
@@ -121,10 +125,13 @@ class PredictionLog:
         before an id is called unknown.
         """
         try:
-            return add_label(self._db(), event_id, label, time.time())
-        except UnknownEventError:
-            self.flush()
-            return add_label(self._db(), event_id, label, time.time())
+            try:
+                return add_label(self._db(), event_id, label, time.time())
+            except UnknownEventError:
+                self.flush()
+                return add_label(self._db(), event_id, label, time.time())
+        except sqlite3.OperationalError as err:  # locked past the busy timeout, disk full
+            raise EventStoreError(str(err)) from None
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until everything queued so far is committed."""
@@ -143,7 +150,15 @@ class PredictionLog:
             log.exception("prediction log write failed", extra={"fields": {"rows": len(rows)}})
 
     def _write_loop(self) -> None:
-        db = connect(self.path)
+        db = None
+        while db is None:  # an unwritable log is logged once and retried; requests go on
+            try:
+                db = connect(self.path)
+            except sqlite3.Error as err:
+                if not getattr(self, "_reported", False):
+                    log.error("prediction log unavailable", extra={"fields": {"error": str(err)}})
+                    self._reported = True
+                time.sleep(1.0)
         pid = os.getpid()
         stop = False
         while not stop:

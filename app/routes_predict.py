@@ -11,8 +11,8 @@ from flask_openapi3.models.tag import Tag
 from pydantic import BaseModel
 
 from app.errors import error_response, unknown_model
-from app.events import BrokerError
 from app.image_input import ImageInputError, image_to_mnist
+from app.prediction_log import EventStoreError
 from app.schemas import (
     ErrorResponse,
     FeedbackRequest,
@@ -191,8 +191,8 @@ def feedback(body: FeedbackRequest) -> Reply:
         return error_response(
             409, "label_exists", f"event {body.event_id} already has a label; labels are final"
         )
-    except BrokerError as err:
-        return error_response(503, "broker_unavailable", f"event broker unavailable ({err}); retry")
+    except EventStoreError as err:
+        return error_response(503, "events_unavailable", f"event store unavailable ({err}); retry")
     correct = predicted == body.label
     state().metrics.feedback.labels(str(correct).lower()).inc()
     return jsonify(

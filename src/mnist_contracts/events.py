@@ -9,7 +9,9 @@ With ``EVENTS_URL=redis://...`` every answered image becomes one entry of the st
   at 784 + ~150 bytes an entry, 100,000 entries are about 100 MB;
 - ``{prefix}:event:{id}`` holds the predicted class for ``EVENTS_FEEDBACK_TTL_S`` seconds, so any
   replica can accept ``POST /feedback`` for it; ``{prefix}:label:{id}`` makes a second label a
-  conflict; labels are entries of ``{prefix}:feedback`` (fields ``id``, ``label``, ``ts``).
+  conflict; labels are entries of ``{prefix}:feedback`` (fields ``id``, ``label``, ``ts``);
+- ``{prefix}:shadow`` holds the candidate's answers (``python -m app.shadow``), and
+  ``{prefix}:report`` the monitor's latest report, which every replica's gauges read.
 
 Delivery is at least once (a publisher retries a batch whose reply it lost), so readers
 deduplicate by event id. :class:`EventSource` is the one reading interface over both stores.
@@ -71,6 +73,11 @@ class Keys:
     def shadow(self) -> str:
         """The candidate's answers on the same inputs (``mnist-shadow``)."""
         return f"{self.prefix}:shadow"
+
+    @property
+    def report(self) -> str:
+        """The latest monitor report (``drift.json``'s text), which every replica's gauges read."""
+        return f"{self.prefix}:report"
 
     def event(self, event_id: str) -> str:
         """The key that says an event exists (value: its predicted class)."""
@@ -151,7 +158,7 @@ class RedisEvents:
         self.url, self.keys, self.batch = url, Keys(prefix), batch
         self.client: redis.Redis = redis.Redis.from_url(url, socket_timeout=30)
 
-    def _entries(self, stream: str) -> Iterator[dict[bytes, bytes]]:
+    def entries(self, stream: str) -> Iterator[dict[bytes, bytes]]:
         """Every entry of a stream, newest first, read in batches."""
         import redis
 
@@ -173,7 +180,7 @@ class RedisEvents:
     def labels(self) -> dict[str, int]:
         """Every label still in the feedback stream (the first one of an id wins)."""
         found: dict[str, int] = {}
-        for fields in self._entries(self.keys.feedback):
+        for fields in self.entries(self.keys.feedback):
             found[_text(fields[b"id"])] = int(fields[b"label"])  # newest first: oldest wins
         return found
 
@@ -182,7 +189,7 @@ class RedisEvents:
         seen: set[str] = set()
         by_version: dict[str, list[tuple[str, float, int, float, bytes]]] = {}
         order: list[str] = []
-        for fields in self._entries(self.keys.predictions):
+        for fields in self.entries(self.keys.predictions):
             event_id = _text(fields[b"id"])
             if event_id in seen:
                 continue  # at-least-once delivery: a retried batch may repeat an event
@@ -203,11 +210,20 @@ class RedisEvents:
         except LogError as err:
             raise LogError(f"{self.url}: {err}") from None
 
+    def publish_report(self, text: str) -> None:
+        """Make the monitor's report the one every replica's gauges show."""
+        import redis
+
+        try:
+            self.client.set(self.keys.report, text)
+        except redis.RedisError as err:
+            raise LogError(f"{self.url}: cannot write {self.keys.report} ({err})") from None
+
     def labelled(self) -> Iterator[LabelledEvent]:
         """See :class:`EventSource`."""
         labels = self.labels()
         seen: set[str] = set()
-        for fields in self._entries(self.keys.predictions):
+        for fields in self.entries(self.keys.predictions):
             event_id = _text(fields[b"id"])
             if event_id in labels and event_id not in seen:
                 seen.add(event_id)

@@ -16,6 +16,8 @@ LOCK_FILE = Path("dvc.lock")
 RAW_FILE = Path("data/raw/mnist.npz")
 PREPARED_DIR = Path("data/prepared")
 REFERENCE_DIR = Path("data/reference")
+FEEDBACK_DIR = Path("data/feedback")  # labelled live events (mnist-collect), DVC-tracked
+FEEDBACK_FILE = FEEDBACK_DIR / "feedback.npz"
 MODEL_DIR = Path("models/mnist")
 INT8_FILE = Path("models/mnist_int8.tflite")
 
@@ -53,7 +55,7 @@ class StageIO:
 
 STAGES: dict[str, StageIO] = {
     "fetch": StageIO(deps=(), outs=(RAW_FILE,)),
-    "preprocess": StageIO(deps=(RAW_FILE,), outs=(PREPARED_DIR, DATA_REPORT)),
+    "preprocess": StageIO(deps=(RAW_FILE, FEEDBACK_DIR), outs=(PREPARED_DIR, DATA_REPORT)),
     "train": StageIO(
         deps=(PREPARED_DIR,), outs=(MODEL_DIR, INT8_FILE, TRAIN_PLOTS_DIR, TRAIN_METRICS)
     ),

@@ -9,6 +9,7 @@ read-only. Both use the definitions here, so neither can drift from the other. W
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,18 +85,38 @@ class Window:
         return len(self.event_ids)
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating or upgrading) the log for writing: WAL mode, for several writers."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30)
-    db.execute("PRAGMA journal_mode=WAL")
-    with db:
-        db.executescript(SCHEMA)
-        columns = {name for _, name, *_ in db.execute("PRAGMA table_info(predictions)")}
-        if "event_id" not in columns:  # a log written before event ids existed
-            db.execute("ALTER TABLE predictions ADD COLUMN event_id TEXT")
-        db.execute(INDEX)
+def _open(path: Path, timeout: float) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=timeout)
+    try:
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode=WAL")
+        with db:
+            db.executescript(SCHEMA)
+            columns = {name for _, name, *_ in db.execute("PRAGMA table_info(predictions)")}
+            if "event_id" not in columns:  # a log written before event ids existed
+                db.execute("ALTER TABLE predictions ADD COLUMN event_id TEXT")
+            db.execute(INDEX)
+    except sqlite3.Error:
+        db.close()
+        raise
     return db
+
+
+def connect(path: Path, timeout: float = 30.0) -> sqlite3.Connection:
+    """Open (creating or upgrading) the log for writing: WAL mode, for several writers.
+
+    Several workers (and a worker's threads) open a new log at once; switching it to WAL can
+    fail with "database is locked" without waiting, so opening is retried up to ``timeout``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _open(path, timeout)
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def add_label(db: sqlite3.Connection, event_id: str, label: int, ts: float) -> int:
@@ -114,17 +135,20 @@ def add_label(db: sqlite3.Connection, event_id: str, label: int, ts: float) -> i
         UnknownEventError: If no prediction has the id.
         LabelExistsError: If the event already has a label.
     """
-    found = db.execute(
-        "SELECT predicted_class FROM predictions WHERE event_id = ?", (event_id,)
-    ).fetchone()
-    if found is None:
-        raise UnknownEventError(event_id)
+    # One write transaction for the check and the insert, taken up front: a read left open
+    # while a worker's writer commits would make the insert fail with "database is locked".
     try:
         with db:
+            db.execute("BEGIN IMMEDIATE")
+            found = db.execute(
+                "SELECT predicted_class FROM predictions WHERE event_id = ?", (event_id,)
+            ).fetchall()
+            if not found:
+                raise UnknownEventError(event_id)
             db.execute("INSERT INTO labels VALUES (?, ?, ?)", (event_id, label, ts))
     except sqlite3.IntegrityError:
         raise LabelExistsError(event_id) from None
-    return int(found[0])
+    return int(found[0][0])
 
 
 def to_window(

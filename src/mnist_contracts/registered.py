@@ -7,7 +7,15 @@ both read it back through :func:`download_saved_model`. mlflow and yaml are impo
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from mnist_contracts.model import load_serve, read_identity
 
 SAVED_MODEL_ARTIFACT = "saved_model"
 
@@ -32,3 +40,28 @@ def download_saved_model(uri: str, dst: Path | None = None) -> Path:
     mlmodel = yaml.safe_load((local / "MLmodel").read_text())
     inside = str(mlmodel["flavors"]["python_function"]["artifacts"][SAVED_MODEL_ARTIFACT]["path"])
     return local / inside
+
+
+@dataclass(frozen=True)
+class ModelFunction:
+    """A model as a numpy function and its identity digest (see :func:`load_model_function`)."""
+
+    predict: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32]]
+    version: str
+
+
+def load_model_function(source: str) -> ModelFunction:
+    """Load a registered (``models:/...``) or exported model for scoring outside the service.
+
+    The files are read into memory and the download deleted, as the service does.
+
+    Raises:
+        NotAModelError: If the source holds no usable SavedModel.
+        Exception: MLflow's own errors (an unknown alias, an unreachable server).
+    """
+    if source.startswith("models:/"):
+        with tempfile.TemporaryDirectory(prefix="mnist-model-") as tmp:
+            directory = download_saved_model(source, Path(tmp))
+            return ModelFunction(load_serve(directory), read_identity(directory).digest)
+    directory = Path(source)
+    return ModelFunction(load_serve(directory), read_identity(directory).digest)

@@ -6,6 +6,9 @@ Formats (plain NumPy ``.npz``, read with ``allow_pickle=False``, so loading runs
   ``x_test`` ``uint8[10000,28,28]``, ``y_test`` ``uint8[10000]``. Pixels 0-255, white digit on
   black, exactly the bytes of the canonical IDX files.
 * ``data/prepared/{train,val,test}.npz``: ``x`` ``uint8[N,28,28]`` and ``y`` ``uint8[N]``.
+* ``data/feedback/feedback.npz`` (``mnist-collect``, DVC-tracked): live images whose true label
+  came back, ``x``, ``y`` (the true label), ``predicted`` ``uint8[N]`` and ``ids`` ``S32[N]``
+  (event ids, sorted: the same events give the same bytes).
 """
 
 from __future__ import annotations
@@ -159,6 +162,57 @@ def save_split(split: Split, path: Path) -> None:
     """
     with atomic_path(path) as tmp, tmp.open("wb") as fh:
         np.savez(fh, x=split.x, y=split.y)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Labelled live events: images, true labels, what the model said, and their event ids."""
+
+    x: Images
+    y: Labels
+    predicted: Labels
+    ids: npt.NDArray[np.bytes_]
+
+    def __len__(self) -> int:
+        """How many events."""
+        return len(self.y)
+
+
+def save_feedback(feedback: Feedback, path: Path) -> None:
+    """Validate and atomically write the feedback set, sorted by event id.
+
+    Raises:
+        PipelineError: If the images or labels are malformed.
+    """
+    order = np.argsort(feedback.ids, kind="stable")
+    check_split("feedback", Split(feedback.x[order], feedback.y[order]))
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, x=feedback.x[order], y=feedback.y[order],
+                 predicted=feedback.predicted[order], ids=feedback.ids[order])  # fmt: skip
+
+
+def load_feedback(path: Path) -> Feedback:
+    """Read and validate the feedback set written by ``mnist-collect``.
+
+    Raises:
+        PipelineError: If it is missing or malformed.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            found = Feedback(data["x"], data["y"], data["predicted"], data["ids"])
+    except FileNotFoundError:
+        raise PipelineError(
+            f"{path}: no feedback data; run mnist-collect (and dvc pull), or set "
+            "preprocess.feedback: false"
+        ) from None
+    except (KeyError, ValueError, OSError) as err:
+        raise PipelineError(
+            f"{path}: not a valid feedback file ({err}); run mnist-collect"
+        ) from None
+    check_split("feedback", Split(found.x, found.y))
+    if len(found.predicted) != len(found) or len(found.ids) != len(found):
+        raise PipelineError(f"{path}: predicted and ids must have one entry per image")
+    return found
 
 
 def load_split(name: str, directory: Path) -> Split:

@@ -88,6 +88,10 @@ class PreprocessParams(_Section):
         default=5000, gt=0, description="validation images: a count, or a fraction below 1"
     )
     limit: int | None = Field(default=None, gt=0)
+    feedback: bool = Field(
+        default=False,
+        description="add data/feedback (labelled live events) to the training split, never test",
+    )
 
     @model_validator(mode="after")
     def _fraction_below_one(self) -> PreprocessParams:
@@ -159,6 +163,17 @@ class RegisterParams(_Section):
         pattern=r"^[A-Za-z0-9._/-]*$",
         description="the branch whose committed workspace may move production ('' = none)",
     )
+    shadow_min_events: int = Field(
+        default=0,
+        ge=0,
+        description="promotion needs a shadow report on this many live events (0 = not needed)",
+    )
+    shadow_max_disagreement: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="... in which the candidate differs at most this often",
+    )
 
 
 # ``register`` is a public params key (a DVC stage's section); pydantic warns that the name
@@ -189,6 +204,10 @@ class MonitorParams(_Section):
     per_column_method: dict[str, str] = Field(default_factory=dict)
     per_column_threshold: dict[str, float] = Field(default_factory=dict)
     drift_share: float = Field(default=0.25, gt=0, le=1, description="drifted share = drift")
+    min_live_accuracy: float = Field(
+        default=0.97, ge=0, le=1, description="alert when live accuracy on labels falls below"
+    )
+    min_labels: int = Field(default=50, gt=0, description="fewer labelled events: no accuracy")
 
 
 class Params(_Section):

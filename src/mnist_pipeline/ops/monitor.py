@@ -1,9 +1,14 @@
-"""``mnist-monitor``: have live digits drifted away from the training digits?
+"""``mnist-monitor``: have live digits drifted away, and is the model still right?
 
-Compares the most recent predictions in the service's log with the reference written by the
-``reference`` stage, column by column with Evidently (per-image features, predicted class and
-confidence), and writes ``reports/drift/drift.html`` (for people) and ``drift.json`` (for
-machines; the service turns it into Prometheus gauges).
+Compares the most recent predictions with the reference written by the ``reference`` stage,
+column by column with Evidently (per-image features, predicted class and confidence), and writes
+``reports/drift/drift.html`` (for people) and ``drift.json`` (for machines; the service turns it
+into Prometheus gauges). The predictions come from the service's embedded log or, for many
+replicas, from the Redis event stream (``--events redis://...``); the same window either way.
+
+Where true labels came back (``POST /feedback``), it also reports live accuracy and per-class
+recall on the window's labelled events (Evidently's classification preset, ``classification.html``)
+and whether accuracy fell below ``monitor.min_live_accuracy``.
 
 Exit status: 0 no drift, 1 drift (so a scheduler can alert), 2 error, 3 too few predictions.
 """
@@ -30,12 +35,15 @@ from mnist_contracts.drift import (
     VERDICT_DRIFT,
     VERDICT_NO_DRIFT,
     DriftReport,
+    LiveQuality,
 )
+from mnist_contracts.events import DEFAULT_PREFIX, RedisEvents, open_events
 from mnist_contracts.paths import REFERENCE_DIR
-from mnist_contracts.prediction_log import LogError, read_window
+from mnist_contracts.prediction_log import LogError, Window
 from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.drift_features import FEATURES, OUTPUTS, drift_frame
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.ops.event_args import add_event_source
 from mnist_pipeline.params import PARAMS_FILE, MonitorParams, load_params
 
 log = logging.getLogger(__name__)
@@ -56,6 +64,7 @@ class Current:
     model_version: str
     first_ts: float
     last_ts: float
+    window: Window
 
 
 def load_reference(directory: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -73,24 +82,83 @@ def load_reference(directory: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     return frame, info
 
 
-def load_current(path: Path, window: int, model_version: str | None) -> Current:
-    """The most recent ``window`` predictions of one model version from the service's log.
+def load_current(
+    events: str | Path, window: int, model_version: str | None, prefix: str = DEFAULT_PREFIX
+) -> Current:
+    """The most recent ``window`` predictions of one model version, from the log or the stream.
+
+    Drift is measured on the events that carry their input (``EVENTS_IMAGE_SHARE`` may keep
+    only a share); every event of the window counts for live accuracy.
 
     Args:
-        path: The SQLite prediction log.
+        events: The SQLite prediction log's path, or the ``redis://`` URL of the event stream.
         window: How many of the latest predictions to take.
-        model_version: Only predictions of this version (None: the newest version in the log).
+        model_version: Only predictions of this version (None: the newest version).
+        prefix: The stream's key prefix (``EVENTS_PREFIX``).
 
     Raises:
-        PipelineError: If the log is missing, corrupt, empty or has no row for the version.
+        PipelineError: If the source is missing, corrupt, empty or has no row for the version.
     """
     try:
-        rows = read_window(path, window, model_version)
+        rows = open_events(events, prefix).window(window, model_version)
     except LogError as err:
         raise PipelineError(str(err)) from None
-    frame = drift_frame(rows.images, rows.predicted_class, rows.confidence)
+    keep = rows.has_image
+    frame = drift_frame(rows.images, rows.predicted_class[keep], rows.confidence[keep])
     times = rows.ts.tolist() or [0.0]
-    return Current(frame, rows.model_version, min(times), max(times))
+    return Current(frame, rows.model_version, min(times), max(times), rows)
+
+
+def live_quality(
+    window: Window, params: MonitorParams
+) -> tuple[LiveQuality, Any | None]:  # Evidently's Snapshot
+    """Accuracy and per-class recall on the window's labelled events (Evidently's preset).
+
+    Args:
+        window: The live window with its labels.
+        params: ``min_live_accuracy`` and ``min_labels``.
+
+    Returns:
+        The figures, and the classification report (None below ``min_labels``).
+    """
+    ids = [i for i in window.event_ids if i in window.labels]
+    quality: LiveQuality = {
+        "labelled": len(ids),
+        "accuracy": None,
+        "recall_per_class": {},
+        "min_accuracy": params.min_live_accuracy,
+        "min_labels": params.min_labels,
+        "below_min": False,
+    }
+    if len(ids) < params.min_labels:
+        return quality, None
+    from evidently import DataDefinition, Dataset, MulticlassClassification, Report
+    from evidently.presets import ClassificationPreset
+
+    predicted = dict(zip(window.event_ids, window.predicted_class.tolist(), strict=True))
+    frame = pd.DataFrame({
+        "label": [str(window.labels[i]) for i in ids],
+        "predicted_class": [str(predicted[i]) for i in ids],
+    })  # fmt: skip
+    definition = DataDefinition(
+        categorical_columns=["label", "predicted_class"],
+        classification=[
+            MulticlassClassification(target="label", prediction_labels="predicted_class")
+        ],
+    )
+    snapshot = Report([ClassificationPreset()]).run(
+        Dataset.from_pandas(frame, data_definition=definition), None
+    )
+    values = {m["config"]["type"].rsplit(":", 1)[-1]: m["value"]
+              for m in json.loads(snapshot.json())["metrics"]}  # fmt: skip
+    accuracy = float(values["Accuracy"])
+    recall = values.get("RecallByLabel", {})
+    quality["accuracy"] = round(accuracy, 6)
+    quality["recall_per_class"] = {
+        str(c): (round(float(recall[str(c)]), 6) if str(c) in recall else None) for c in range(10)
+    }
+    quality["below_min"] = accuracy < params.min_live_accuracy
+    return quality, snapshot
 
 
 def run_report(current: pd.DataFrame, reference: pd.DataFrame, params: MonitorParams) -> Any:  # noqa: ANN401 - Evidently's Snapshot
@@ -149,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         The exit status: 0 no drift, 1 drift, 3 too few predictions (errors raise).
     """
     parser = argparse.ArgumentParser(prog="mnist-monitor", description=__doc__)
-    parser.add_argument("--log", type=Path, default=LOG_FILE, help="the service's prediction log")
+    add_event_source(parser, "--log")
     parser.add_argument("--reference", type=Path, default=REFERENCE_DIR)
     parser.add_argument("--out", type=Path, default=OUT_DIR)
     parser.add_argument("--window", type=int, help="latest N predictions (default monitor.window)")
@@ -159,11 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(args.params).monitor
     reference, info = load_reference(args.reference)
     version = args.model_version or info.get("model_version")
-    current = load_current(args.log, args.window or params.window, version)
+    current = load_current(args.events, args.window or params.window, version, args.events_prefix)
     n = len(current.frame)
     if n < params.min_samples:
         raise TooFewError(
-            f"only {n} predictions of model {current.model_version} in {args.log}; at least "
+            f"only {n} predictions of model {current.model_version} in {args.events}; at least "
             f"{params.min_samples} (monitor.min_samples) are needed for a verdict"
         )
     snapshot = run_report(current.frame, reference, params)
@@ -183,15 +251,30 @@ def main(argv: list[str] | None = None) -> int:
         "sample_sizes": {"current": n, "reference": len(reference)},
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    live, classification = live_quality(current.window, params)
+    result["live"] = live
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out / "drift.html") as tmp:
         snapshot.save_html(str(tmp))
-    write_text(args.out / paths.DRIFT_REPORT.name, json.dumps(result, indent=2) + "\n")
+    if classification is not None:
+        with atomic_path(args.out / "classification.html") as tmp:
+            classification.save_html(str(tmp))
+    text = json.dumps(result, indent=2) + "\n"
+    write_text(args.out / paths.DRIFT_REPORT.name, text)
+    source = open_events(args.events, args.events_prefix)
+    if isinstance(source, RedisEvents):  # many replicas: the gauges read it from the broker
+        try:
+            source.publish_report(text)
+        except LogError as err:
+            raise PipelineError(str(err)) from None
     named = f" ({', '.join(drifted)})" if drifted else ""
     print(
         f"{result['verdict']}: {len(drifted)} of {len(summary['columns'])} columns drifted"
         f"{named}; {n} live vs {len(reference)} reference; report {args.out / 'drift.html'}"
     )
+    if live["accuracy"] is not None:
+        flag = " BELOW monitor.min_live_accuracy" if live["below_min"] else ""
+        print(f"live accuracy {live['accuracy']:.4f} on {live['labelled']} labelled events{flag}")
     return DRIFT if summary["drift"] else NO_DRIFT
 
 

@@ -1,4 +1,9 @@
-"""Stage ``preprocess``: a seeded, stratified validation split, validated, plus a data report."""
+"""Stage ``preprocess``: a seeded, stratified validation split, validated, plus a data report.
+
+With ``preprocess.feedback: true`` the labelled live events of ``data/feedback`` (``mnist-collect``)
+join the training split, never validation or test; an image already in any split is left out,
+so a live copy of a test digit cannot leak into training.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,20 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 from sklearn.model_selection import train_test_split
 
 from mnist_contracts import paths
 from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.cli import run_stage
 from mnist_pipeline.dataset import (
+    Feedback,
     RawMnist,
     Split,
     check_disjoint,
     check_split,
     class_counts,
+    load_feedback,
     load_raw,
     save_split,
 )
@@ -77,6 +85,33 @@ def prepare(raw: RawMnist, params: PreprocessParams, seed: int) -> dict[str, Spl
     return splits
 
 
+def add_feedback(
+    splits: dict[str, Split], feedback: Feedback
+) -> tuple[dict[str, Split], dict[str, int]]:
+    """Append the feedback images that no split holds yet to the training split.
+
+    Args:
+        splits: The prepared splits.
+        feedback: Labelled live events.
+
+    Returns:
+        The splits with the larger training split, and the counts of added and left-out images.
+    """
+    seen = {image.tobytes() for split in splits.values() for image in split.x}
+    keep: list[int] = []
+    for i, image in enumerate(feedback.x):
+        if image.tobytes() not in seen:
+            seen.add(image.tobytes())
+            keep.append(i)
+    train = splits["train"]
+    added = Split(
+        np.concatenate([train.x, feedback.x[keep]]), np.concatenate([train.y, feedback.y[keep]])
+    )
+    wrong = int((feedback.predicted[keep] != feedback.y[keep]).sum())
+    counts = {"added": len(keep), "left_out": len(feedback) - len(keep), "model_was_wrong": wrong}
+    return {**splits, "train": added}, counts
+
+
 def data_report(splits: dict[str, Split]) -> dict[str, dict[str, object]]:
     """Counts per split and per class.
 
@@ -104,13 +139,20 @@ def main(root: Path = Path()) -> None:
     params = load_params(root / paths.PARAMS_FILE)
     out_dir, report = root / paths.PREPARED_DIR, root / paths.DATA_REPORT
     splits = prepare(load_raw(root / paths.RAW_FILE), params.preprocess, params.seed)
+    counts = None
+    if params.preprocess.feedback:
+        splits, counts = add_feedback(splits, load_feedback(root / paths.FEEDBACK_FILE))
+        check_split("train", splits["train"])
+        check_disjoint(splits)
     # The directory is replaced as a whole, so a failure never leaves a mix of old and new splits.
     with atomic_path(out_dir, directory=True) as tmp:
         for name, split in splits.items():
             save_split(split, tmp / f"{name}.npz")
     summary = data_report(splits)
+    if counts is not None:
+        summary["feedback"] = dict(counts)
     write_text(report, json.dumps(summary, indent=2) + "\n")
-    log.info("prepared %s", {name: info["count"] for name, info in summary.items()})
+    log.info("prepared %s", {name: len(split) for name, split in splits.items()})
 
 
 if __name__ == "__main__":

@@ -175,7 +175,9 @@ def register(params: Params, metrics: dict[str, Any], root: Path) -> dict[str, A
         # from a run allowed to promote (see tracking.may_promote).
         if gate.passed:
             registry.set_alias(CANDIDATE, version)
-            if promotable:
+            # With a shadow requirement, production waits for `mnist-registry promote`, which
+            # checks the candidate's answers on live traffic first.
+            if promotable and params.register.shadow_min_events == 0:
                 registry.promote(version)
         mlflow.set_tags({"registry.version": version, "registry.gate": str(gate.passed).lower()})
         aliases = {alias: v.version for v in registry.versions() for alias in v.aliases}
@@ -186,7 +188,13 @@ def register(params: Params, metrics: dict[str, Any], root: Path) -> dict[str, A
         "run_id": run_id,
         "aliases": dict(sorted(aliases.items())),
         "gate": gate.as_dict(),
-        "promotion": ("may move production: " if promotable else "does not move production: ")
+        "promotion": (
+            "waits for a shadow evaluation (register.shadow_min_events): "
+            if promotable and params.register.shadow_min_events > 0
+            else "may move production: "
+            if promotable
+            else "does not move production: "
+        )
         + why,
     }
 

@@ -1,0 +1,176 @@
+"""The shadow consumer: run the candidate model on live inputs, beside production, unseen.
+
+``python -m app.shadow --events redis://HOST:6379/0`` (``make shadow``; the service image runs it
+with ``--entrypoint python``).
+
+A consumer of the prediction stream (``EVENTS_URL``) in its own process, so the serving workers
+never hold a second model. It reads the stream in a Redis consumer group named for the
+candidate (several replicas share the work, a restarted one first finishes what it had claimed,
+and a new candidate starts from every event the stream still holds), runs
+``models:/<register.model_name>@candidate`` on each event that carries its input, and writes
+``(event id, production class, candidate class)`` to ``{prefix}:shadow``.
+``mnist-registry shadow-report`` reads them; ``promote`` can require a passing report.
+
+It needs what the service needs (TensorFlow, the contracts, redis, MLflow's client), nothing of
+the training code, so the service image runs it too. Exit status: 0 (``--once``: the stream is
+drained), 1 with a one-line error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from typing import Any, cast
+
+import numpy as np
+import redis
+
+from app import logs
+from mnist_contracts.events import DEFAULT_MAXLEN, DEFAULT_PREFIX, Keys
+from mnist_contracts.model import IMAGE_BYTES, IMAGE_SHAPE
+from mnist_contracts.registered import ModelFunction as Candidate
+from mnist_contracts.registered import load_model_function
+
+
+class ShadowError(Exception):
+    """A problem the operator can fix (no stream given, the candidate does not load)."""
+
+
+log = logging.getLogger(__name__)
+
+GROUP_PREFIX = "shadow"  # one consumer group per candidate: each sees every held event
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+def group(candidate: Candidate) -> str:
+    """The consumer group of a candidate: replicas share it, a new candidate starts afresh."""
+    return f"{GROUP_PREFIX}:{candidate.version}"
+
+
+def _ensure_group(client: redis.Redis, stream: str, name: str) -> None:
+    try:  # from the stream's start: the events already held are evaluated too
+        client.xgroup_create(stream, name, id="0", mkstream=True)
+    except redis.ResponseError as err:
+        if "BUSYGROUP" not in str(err):
+            raise
+
+
+def answer(client: redis.Redis, keys: Keys, candidate: Candidate, entries: list[Entry],
+           maxlen: int) -> int:  # fmt: skip
+    """Run the candidate on the entries that carry an input; record and acknowledge them all.
+
+    Returns:
+        How many events the candidate answered.
+    """
+    usable = [(sid, f) for sid, f in entries if len(f.get(b"img", b"")) == IMAGE_BYTES]
+    pipe = client.pipeline(transaction=False)
+    if usable:
+        images = np.frombuffer(b"".join(f[b"img"] for _, f in usable), np.uint8)
+        probs = candidate.predict(images.reshape(-1, *IMAGE_SHAPE))
+        for (_, fields), p in zip(usable, probs, strict=True):
+            record: dict[Any, Any] = {
+                "id": fields[b"id"], "pv": fields[b"v"], "pc": fields[b"c"],
+                "cv": candidate.version, "cc": int(p.argmax()), "cp": repr(float(p.max())),
+            }  # fmt: skip
+            pipe.xadd(keys.shadow, record, maxlen=maxlen)
+    pipe.xack(keys.predictions, group(candidate), *[sid for sid, _ in entries])
+    pipe.execute()
+    return len(usable)
+
+
+def consume(
+    url: str, prefix: str, candidate: Candidate, *, once: bool, batch: int = 256,
+    block_ms: int = 2000, maxlen: int = DEFAULT_MAXLEN,
+) -> int:  # fmt: skip
+    """Evaluate the candidate on the stream until stopped (or, ``once``, until it is drained).
+
+    Returns:
+        How many events the candidate answered.
+    """
+    client = redis.Redis.from_url(url, socket_timeout=30)
+    keys = Keys(prefix)
+    consumer = f"{socket.gethostname()}-{os.getpid()}"
+    _ensure_group(client, keys.predictions, group(candidate))
+    answered = 0
+    start = "0"  # first what this consumer claimed before (none for a new one), then new ones
+    while True:
+        reply = cast(
+            "list[tuple[bytes, list[Entry]]]",
+            client.xreadgroup(
+                group(candidate),
+                consumer,
+                {keys.predictions: start},
+                count=batch,
+                block=None if start == "0" else block_ms,
+            ),
+        )
+        entries = [e for _, chunk in reply or [] for e in chunk]
+        if entries:
+            answered += answer(client, keys, candidate, entries, maxlen)
+            log.info("shadow answered", extra={"fields": {"events": len(entries),
+                                                          "total": answered}})  # fmt: skip
+            continue
+        if start == "0":
+            start = ">"
+            continue
+        if once:
+            return answered
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, load the candidate, consume.
+
+    Args:
+        argv: Command-line arguments (defaults to ``sys.argv[1:]``).
+
+    Returns:
+        0.
+
+    Raises:
+        ShadowError: On a missing stream or a candidate that does not load.
+    """
+    parser = argparse.ArgumentParser(prog="python -m app.shadow", description=__doc__)
+    parser.add_argument("--events", default=os.environ.get("EVENTS_URL"),
+                        help="the stream's redis:// URL (default: $EVENTS_URL)")  # fmt: skip
+    parser.add_argument("--events-prefix", default=os.environ.get("EVENTS_PREFIX", DEFAULT_PREFIX))
+    parser.add_argument(
+        "--candidate",
+        default=os.environ.get("SHADOW_MODEL_URI", "models:/mnist-classifier@candidate"),
+        help="model URI or exported directory (default: $SHADOW_MODEL_URI, else %(default)s)",
+    )
+    parser.add_argument("--once", action="store_true", help="stop when the stream is drained")
+    args = parser.parse_args(argv)
+    if not args.events or not args.events.startswith(("redis://", "rediss://", "unix://")):
+        raise ShadowError(
+            "the shadow consumer reads the event stream: pass --events redis://HOST:PORT/DB or "
+            "set EVENTS_URL (without a stream, `mnist-registry shadow-report` replays the log)"
+        )
+    try:
+        candidate = load_model_function(args.candidate)
+    except Exception as err:  # noqa: BLE001 - MLflow's errors share no base; name the model
+        raise ShadowError(f"cannot load candidate {args.candidate}: {err}") from None
+    log.info("shadow evaluation", extra={"fields": {"candidate": args.candidate,
+                                                    "version": candidate.version}})  # fmt: skip
+    try:
+        answered = consume(args.events, args.events_prefix, candidate, once=args.once)
+    except redis.RedisError as err:
+        raise ShadowError(f"{args.events}: {err}") from None
+    log.info("shadow consumer stopped", extra={"fields": {"answered": answered}})
+    return 0
+
+
+def entry() -> None:
+    """Run with JSON log lines; a problem is one line on stderr and exit status 1."""
+    logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
+    try:
+        sys.exit(main())
+    except ShadowError as err:
+        print(f"shadow: error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,64 @@
+"""Live mistakes into the next training set: mnist-collect, then one `dvc exp run`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_contracts.events import new_event_id
+from mnist_contracts.prediction_log import INSERT, add_label, connect
+from tests.conftest import make_digits
+from tests.e2e.project_repo import run
+
+pytestmark = pytest.mark.slow
+
+
+def labelled_log(path: Path, n: int) -> list[str]:
+    """A service log with ``n`` answered images whose true labels came back, 40% of them wrong."""
+    live = make_digits(n, seed=21)
+    db = connect(path)
+    ids = [new_event_id() for _ in range(n)]
+    rows = [(time.time(), "sha256:live", (int(y) + (i % 5 < 2)) % 10, 0.9, x.tobytes(), 1, e)
+            for i, (x, y, e) in enumerate(zip(live.x, live.y, ids, strict=True))]  # fmt: skip
+    with db:
+        db.executemany(INSERT, rows)
+    for event_id, label in zip(ids, live.y.tolist(), strict=True):
+        add_label(db, event_id, label, time.time())
+    # One more answered image without a label: not training data.
+    with db:
+        db.execute(INSERT, (time.time(), "sha256:live", 3, 0.5, bytes(784), 1, new_event_id()))
+    db.close()
+    return ids
+
+
+def test_collected_feedback_trains_in_one_experiment(repo: Path) -> None:
+    run(["dvc", "repro", "-q"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "baseline"], repo)
+    before = json.loads((repo / "reports/data.json").read_text())
+
+    ids = labelled_log(repo / "var/predictions.db", 60)
+    collect = [sys.executable, "-m", "mnist_pipeline.ops.collect", "--events", "var/predictions.db"]
+    out = run(collect, repo)
+    assert "60 new labelled events, 60 in data/feedback/feedback.npz" in out
+    assert (repo / "data/feedback/feedback.npz.dvc").is_file()  # DVC tracks it, git its pointer
+    assert "feedback.npz" in (repo / "data/feedback/.gitignore").read_text()
+    assert "0 new labelled events" in run(collect, repo)  # deduplicated by event id
+    stored = np.load(repo / "data/feedback/feedback.npz")
+    assert sorted(i.decode() for i in stored["ids"]) == sorted(ids)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "collected feedback"], repo)
+
+    # Off by default: collecting changes no split.
+    assert json.loads((repo / "reports/data.json").read_text()) == before
+    run(["dvc", "exp", "run", "-q", "-S", "preprocess.feedback=true"], repo)
+    after = json.loads((repo / "reports/data.json").read_text())
+    assert after["train"]["count"] == before["train"]["count"] + 60
+    assert (after["val"], after["test"]) == (before["val"], before["test"])
+    assert after["feedback"] == {"added": 60, "left_out": 0, "model_was_wrong": 24}
+    assert (repo / "models/mnist/saved_model.pb").is_file()  # the experiment trained on them
