@@ -1,11 +1,14 @@
 """Benchmark the prediction service against ``mlflow models serve`` on the same model.
 
-Starts both servers with the same number of workers on this machine, drives each with the same
-``wrk`` load (single images at concurrency 1, 8 and 32; batches of 64 and 256), measures the
-HTTP floor (``/health/live``) and the in-process SavedModel, and writes
+Starts the servers with the same number of workers on this machine: the service with its
+embedded SQLite prediction log (the default), the same service publishing its events to a local
+Redis stream (``EVENTS_URL``, every input carried), and ``mlflow models serve``. Drives each with
+the same ``wrk`` load (single images at concurrency 1, 8 and 32; batches of 64 and 256),
+measures the HTTP floor (``/health/live``) and the in-process SavedModel, and writes
 ``reports/bench_serving.json`` and ``reports/bench_serving.md``.
 
-Usage: ``make bench-serving`` (needs ``wrk``: ``apt-get install wrk``). Not part of the tests.
+Usage: ``make bench-serving`` (needs ``wrk`` and ``redis-server``: ``apt-get install wrk
+redis-server``). Not part of the tests.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import requests
+
+from mnist_contracts.events import DEFAULT_MAXLEN
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -118,22 +123,40 @@ def bodies(directory: Path) -> dict[str, dict[str, Path]]:
     return made
 
 
-def start_ours(port: int, workers: int, tmp: Path) -> subprocess.Popen[bytes]:
-    """Gunicorn with the service, as ``make serve`` runs it."""
-    prom = tmp / "prometheus"
+def start_ours(
+    port: int, workers: int, tmp: Path, name: str = "ours", events_url: str | None = None
+) -> subprocess.Popen[bytes]:
+    """Gunicorn with the service, as ``make serve`` runs it (``events_url``: to Redis)."""
+    prom = tmp / f"prometheus-{name}"
     prom.mkdir()
     env = {
         **os.environ,
         "BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": str(workers),
         "PROMETHEUS_MULTIPROC_DIR": str(prom),
-        "PREDICTION_LOG": str(tmp / "predictions.db"),
-        "STATE_DIR": str(tmp / "state"),
+        "PREDICTION_LOG": str(tmp / f"predictions-{name}.db"),
+        "STATE_DIR": str(tmp / f"state-{name}"),
         "LOG_LEVEL": "WARNING",
     }
+    if events_url is not None:
+        # Room for every event of the run, so the stream can be checked against the answers.
+        env |= {"EVENTS_URL": events_url, "EVENTS_IMAGE_SHARE": "1.0", "EVENTS_MAXLEN": "1000000"}
     return subprocess.Popen(
         [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "ours.log").open("wb"),
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(tmp / f"{name}.log").open("wb"),
+    )  # fmt: skip
+
+
+def start_redis(port: int, tmp: Path) -> subprocess.Popen[bytes]:
+    """A local Redis for the events run (no persistence: the stream is bounded in memory)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit(
+            "bench-serving: redis-server is not installed; apt-get install redis-server"
+        )
+    return subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
 
@@ -149,6 +172,10 @@ def start_mlflow(port: int, workers: int, model_uri: str, tmp: Path) -> subproce
     return subprocess.Popen(
         cmd, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "mlflow.log").open("wb")
     )
+
+
+def _images(scenario: str) -> int:
+    return int(scenario.split()[0])
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -168,6 +195,13 @@ def markdown(report: dict[str, Any]) -> str:
             f"{row['images_per_s']} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} | "
             f"{row['p99_ms']:.2f} | {row['errors']} |"
         )
+    lines += [
+        "",
+        f"Events run: {report['events_streamed']} events in the Redis stream for "
+        f"{report['events_answered']} images wrk saw answered (the stream may hold more: wrk "
+        "does not count the answers in flight at its deadline). Deployments bound the stream "
+        f"(EVENTS_MAXLEN, default {DEFAULT_MAXLEN}); the run lifts the bound to count them all.",
+    ]
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t['target']} | {t['measured']} | {t['met']} |" for t in report["targets"]]
     return "\n".join(lines) + "\n"
@@ -180,6 +214,9 @@ def targets(runs: list[dict[str, Any]], floor: float, in_process: float) -> list
         return next(r for r in runs if r["server"] == server and r["scenario"] == scenario)
 
     ours8, mlflow8 = get("ours", "1 image, c=8"), get("mlflow", "1 image, c=8")
+    events8 = get("ours+redis", "1 image, c=8")
+    events_rps = events8["requests_per_s"] / max(ours8["requests_per_s"], 1e-9)
+    events_p99 = events8["p99_ms"] / max(ours8["p99_ms"], 1e-9)
     ratio = ours8["requests_per_s"] / max(mlflow8["requests_per_s"], 1e-9)
     batch = get("ours", "256 images, c=4")["images_per_s"]
     return [
@@ -190,6 +227,12 @@ def targets(runs: list[dict[str, Any]], floor: float, in_process: float) -> list
         {"target": "/predict req/s >= 60% of /health/live req/s",
          "measured": f"{100 * ours8['requests_per_s'] / floor:.0f}% ({floor:.0f} req/s floor)",
          "met": ours8["requests_per_s"] >= 0.6 * floor},
+        {"target": "events to Redis (image share 1.0), 1 image c=8: req/s >= 0.9x embedded log",
+         "measured": f"{events_rps:.2f}x ({events8['requests_per_s']:.0f} vs "
+                     f"{ours8['requests_per_s']:.0f} req/s)", "met": events_rps >= 0.9},
+        {"target": "events to Redis, 1 image c=8: p99 <= 1.1x embedded log",
+         "measured": f"{events_p99:.2f}x ({events8['p99_ms']:.2f} vs {ours8['p99_ms']:.2f} ms)",
+         "met": events_p99 <= 1.1},
         {"target": "batch 256: >= 25% of in-process images/s",
          "measured": f"{100 * batch / in_process:.0f}% ({in_process:.0f} images/s in-process)",
          "met": batch >= 0.25 * in_process},
@@ -207,6 +250,7 @@ def main() -> None:
         raise SystemExit("bench-serving: wrk is not installed; apt-get install wrk")
     if not (ROOT / "models/mnist/saved_model.pb").is_file():
         raise SystemExit("bench-serving: no models/mnist; run `make repro` first")
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     lua = tmp / "bench.lua"
     lua.write_text(LUA)
@@ -214,9 +258,15 @@ def main() -> None:
     scenarios = [("1 image, c=1", "1", 1), ("1 image, c=8", "1", 8), ("1 image, c=32", "1", 32),
                  ("64 images, c=4", "64", 4), ("256 images, c=4", "256", 4)]  # fmt: skip
     runs: list[dict[str, Any]] = []
-    ours_port, mlflow_port = free_port(), free_port()
+    ours_port, mlflow_port, events_port, redis_port = (free_port() for _ in range(4))
+    redis = start_redis(redis_port, tmp)
+    events_url = f"redis://127.0.0.1:{redis_port}/0"
     servers = {
         "ours": (start_ours(ours_port, args.workers, tmp), f"http://127.0.0.1:{ours_port}"),
+        "ours+redis": (
+            start_ours(events_port, args.workers, tmp, "events", events_url),
+            f"http://127.0.0.1:{events_port}",
+        ),
         "mlflow": (
             start_mlflow(mlflow_port, args.workers, args.model_uri, tmp),
             f"http://127.0.0.1:{mlflow_port}",
@@ -224,31 +274,47 @@ def main() -> None:
     }
     try:
         wait_ready(servers["ours"][1] + "/health/ready", servers["ours"][0])
+        wait_ready(servers["ours+redis"][1] + "/health/ready", servers["ours+redis"][0])
         wait_ready(servers["mlflow"][1] + "/ping", servers["mlflow"][0])
         floor = wrk(servers["ours"][1] + "/health/live", None, 8, args.seconds, lua)
         for name, (_, url) in servers.items():
-            path = "/predict" if name == "ours" else "/invocations"
+            path = "/invocations" if name == "mlflow" else "/predict"
+            body = payloads["mlflow" if name == "mlflow" else "ours"]
             for scenario, n, connections in scenarios:
-                result = wrk(url + path, payloads[name][n], connections, args.seconds, lua)
+                result = wrk(url + path, body[n], connections, args.seconds, lua)
                 images = round(result["requests_per_s"] * int(n), 1)
                 row = {"server": name, "scenario": scenario, "images_per_s": images, **result}
                 runs.append(row)
                 summary = f"{row['requests_per_s']:8.1f} req/s  p99 {row['p99_ms']:8.2f} ms"
                 print(f"{name:6s} {scenario:16s} {summary}  errors {row['errors']}", flush=True)
+        # Every answered image of the events run reached the stream once the workers drained.
+        servers["ours+redis"][0].terminate()
+        servers["ours+redis"][0].wait(timeout=60)
+        import redis as redis_client
+
+        streamed = int(redis_client.Redis(port=redis_port).xlen("mnist:predictions"))
     finally:
         for process, _ in servers.values():
             process.terminate()
         for process, _ in servers.values():
             process.wait(timeout=60)
+        redis.terminate()
     in_process = in_process_images_per_s(ROOT / "models/mnist")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True, check=False).stdout.strip()  # fmt: skip
     report = {
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
+        "commit": commit,
+        "started_at": started_at,
         "workers": args.workers,
         "seconds": args.seconds,
         "model": args.model_uri,
         "health_live": floor,
         "in_process_images_per_s_batch256": round(in_process, 1),
+        "events_streamed": streamed,
+        "events_answered": int(sum(r["requests"] * _images(r["scenario"]) for r in runs
+                                   if r["server"] == "ours+redis")),
         "runs": runs,
     }  # fmt: skip
     report["targets"] = targets(runs, floor["requests_per_s"], in_process)

@@ -79,7 +79,10 @@ def serving(reports: Path) -> str:
     report = _load(reports, "bench_serving.json")
     runs = {(r["server"], r["scenario"]): r for r in report["runs"]}
     scenarios = [s for server, s in runs if server == "ours"]
-    lines = ["| scenario | this service | `mlflow models serve` |", "|---|---|---|"]
+    lines = [
+        "| scenario | this service | the same, events to Redis | `mlflow models serve` |",
+        "|---|---|---|---|",
+    ]
 
     def cell(r: dict[str, Any] | None) -> str:
         if r is None:
@@ -89,6 +92,7 @@ def serving(reports: Path) -> str:
 
     for scenario in scenarios:
         lines.append(f"| {scenario} | {cell(runs.get(('ours', scenario)))} | "
+                     f"{cell(runs.get(('ours+redis', scenario)))} | "
                      f"{cell(runs.get(('mlflow', scenario)))} |")  # fmt: skip
     live = report["health_live"]
     lines += ["", f"`/health/live` of the same service: {live['requests_per_s']:,.0f} req/s; the "
