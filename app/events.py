@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _Event = tuple[str, float, str, int, float, bytes | None]
 BATCH = 500
+LINGER_S = 0.005  # how long a batch may gather after its first event (like Kafka's linger.ms)
 
 
 class BrokerError(EventStoreError):
@@ -106,7 +107,10 @@ class EventPublisher:
         with self._cond:
             room = max(self.config.buffer - len(self._buffer) - self._inflight, 0)
             self._buffer.extend(events[:room])
-            self._cond.notify()
+            # Wake the publisher for the first event of a batch or a full one, not for each
+            # request: it lingers for the rest (LINGER_S), so a busy worker sends few batches.
+            if len(self._buffer) == len(events[:room]) or len(self._buffer) >= BATCH:
+                self._cond.notify()
         if len(events) > room:
             self._drop(len(events) - room)
         return [e[0] for e in events]
@@ -139,6 +143,12 @@ class EventPublisher:
                     self._cond.wait()
                 if not self._buffer:
                     return
+                deadline = time.monotonic() + LINGER_S
+                while len(self._buffer) < BATCH and not self._stopping:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
                 batch = [self._buffer.popleft() for _ in range(min(BATCH, len(self._buffer)))]
                 self._inflight = len(batch)
             try:

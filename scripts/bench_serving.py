@@ -19,6 +19,7 @@ import os
 import platform
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -207,16 +208,45 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def targets(runs: list[dict[str, Any]], floor: float, in_process: float) -> list[dict[str, Any]]:
+def paired_rounds(
+    urls: tuple[str, str], body: Path, seconds: int, lua: Path, rounds: int = 5
+) -> list[dict[str, float]]:
+    """Embedded log vs events to Redis, 1 image at c=8, alternating, one pair per round.
+
+    Two runs of one server on a 2-core machine differ by 5-10% on their own (other processes,
+    CPU frequency); alternating short runs and taking the median pair cancels most of that.
+    """
+    pairs = []
+    for _ in range(rounds):
+        base = wrk(urls[0] + "/predict", body, 8, seconds, lua)
+        events = wrk(urls[1] + "/predict", body, 8, seconds, lua)
+        pairs.append({
+            "embedded_rps": base["requests_per_s"], "events_rps": events["requests_per_s"],
+            "embedded_p99_ms": base["p99_ms"], "events_p99_ms": events["p99_ms"],
+            "rps_ratio": round(events["requests_per_s"] / max(base["requests_per_s"], 1e-9), 3),
+            "p99_ratio": round(events["p99_ms"] / max(base["p99_ms"], 1e-9), 3),
+            "events_requests": events["requests"],
+        })  # fmt: skip
+    return pairs
+
+
+def targets(
+    runs: list[dict[str, Any]], floor: float, in_process: float, pairs: list[dict[str, float]]
+) -> list[dict[str, Any]]:
     """The issue's three targets, checked against the runs."""
 
     def get(server: str, scenario: str) -> dict[str, Any]:
         return next(r for r in runs if r["server"] == server and r["scenario"] == scenario)
 
     ours8, mlflow8 = get("ours", "1 image, c=8"), get("mlflow", "1 image, c=8")
-    events8 = get("ours+redis", "1 image, c=8")
-    events_rps = events8["requests_per_s"] / max(ours8["requests_per_s"], 1e-9)
-    events_p99 = events8["p99_ms"] / max(ours8["p99_ms"], 1e-9)
+    events_rps = statistics.median(p["rps_ratio"] for p in pairs)
+    events_p99 = statistics.median(p["p99_ratio"] for p in pairs)
+
+    def span(key: str) -> str:
+        return f"{min(p[key] for p in pairs):.2f}-{max(p[key] for p in pairs):.2f}x"
+
+    spread = f"median of {len(pairs)} alternating pairs; {span('rps_ratio')}"
+    spread_p99 = span("p99_ratio")
     ratio = ours8["requests_per_s"] / max(mlflow8["requests_per_s"], 1e-9)
     batch = get("ours", "256 images, c=4")["images_per_s"]
     return [
@@ -228,11 +258,9 @@ def targets(runs: list[dict[str, Any]], floor: float, in_process: float) -> list
          "measured": f"{100 * ours8['requests_per_s'] / floor:.0f}% ({floor:.0f} req/s floor)",
          "met": ours8["requests_per_s"] >= 0.6 * floor},
         {"target": "events to Redis (image share 1.0), 1 image c=8: req/s >= 0.9x embedded log",
-         "measured": f"{events_rps:.2f}x ({events8['requests_per_s']:.0f} vs "
-                     f"{ours8['requests_per_s']:.0f} req/s)", "met": events_rps >= 0.9},
+         "measured": f"{events_rps:.2f}x ({spread})", "met": events_rps >= 0.9},
         {"target": "events to Redis, 1 image c=8: p99 <= 1.1x embedded log",
-         "measured": f"{events_p99:.2f}x ({events8['p99_ms']:.2f} vs {ours8['p99_ms']:.2f} ms)",
-         "met": events_p99 <= 1.1},
+         "measured": f"{events_p99:.2f}x (pairs {spread_p99})", "met": events_p99 <= 1.1},
         {"target": "batch 256: >= 25% of in-process images/s",
          "measured": f"{100 * batch / in_process:.0f}% ({in_process:.0f} images/s in-process)",
          "met": batch >= 0.25 * in_process},
@@ -287,6 +315,10 @@ def main() -> None:
                 runs.append(row)
                 summary = f"{row['requests_per_s']:8.1f} req/s  p99 {row['p99_ms']:8.2f} ms"
                 print(f"{name:6s} {scenario:16s} {summary}  errors {row['errors']}", flush=True)
+        pairs = paired_rounds(
+            (servers["ours"][1], servers["ours+redis"][1]), payloads["ours"]["1"],
+            max(args.seconds // 2, 3), lua,
+        )  # fmt: skip
         # Every answered image of the events run reached the stream once the workers drained.
         servers["ours+redis"][0].terminate()
         servers["ours+redis"][0].wait(timeout=60)
@@ -314,10 +346,12 @@ def main() -> None:
         "in_process_images_per_s_batch256": round(in_process, 1),
         "events_streamed": streamed,
         "events_answered": int(sum(r["requests"] * _images(r["scenario"]) for r in runs
-                                   if r["server"] == "ours+redis")),
+                                   if r["server"] == "ours+redis")
+                               + sum(p["events_requests"] for p in pairs)),
         "runs": runs,
     }  # fmt: skip
-    report["targets"] = targets(runs, floor["requests_per_s"], in_process)
+    report["events_pairs"] = pairs
+    report["targets"] = targets(runs, floor["requests_per_s"], in_process, pairs)
     (ROOT / "reports").mkdir(exist_ok=True)
     (ROOT / "reports/bench_serving.json").write_text(json.dumps(report, indent=2) + "\n")
     (ROOT / "reports/bench_serving.md").write_text(markdown(report))
