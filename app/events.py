@@ -20,14 +20,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 import redis
 
 from app.prediction_log import EventStoreError
-from mnist_contracts.events import Keys, carries_image, encode_event, new_event_id
+from mnist_contracts.events import Keys, carries_image, encode_event, event_hour, new_event_id
 from mnist_contracts.model import IMAGE_BYTES
 from mnist_contracts.prediction_log import LabelExistsError, UnknownEventError
 
@@ -128,11 +128,21 @@ class EventPublisher:
             )
 
     def _send(self, batch: list[_Event]) -> None:
+        # The raw commands, not redis-py's helpers: this loop holds the GIL that the request
+        # threads need, so it does as little Python per event as it can.
         pipe = self.client.pipeline(transaction=False)
+        command = cast("Callable[..., object]", pipe.execute_command)  # untyped in redis-py
+        stream, maxlen = self.keys.predictions, self.config.maxlen
+        hours: dict[int, list[str | int]] = {}
         for event_id, ts, version, cls, conf, image in batch:
             fields = encode_event(event_id, ts, version, cls, conf, image, self._pid, self._host)
-            pipe.xadd(self.keys.predictions, fields, maxlen=self.config.maxlen, approximate=True)
-            pipe.set(self.keys.event(event_id), cls, ex=self.config.feedback_ttl_s)
+            flat = [x for pair in fields.items() for x in pair]
+            command("XADD", stream, "MAXLEN", "~", maxlen, "*", *flat)
+            hours.setdefault(event_hour(event_id), []).extend((event_id, cls))
+        for hour, mapping in hours.items():
+            key = self.keys.events(hour)
+            command("HSET", key, *mapping)
+            command("EXPIRE", key, self.config.feedback_ttl_s + 3600, "NX")
         pipe.execute()
 
     def _loop(self) -> None:
@@ -205,9 +215,10 @@ class EventPublisher:
             BrokerError: If Redis does not answer.
         """
         try:
-            predicted = self.client.get(self.keys.event(event_id))
+            bucket = self.keys.events(event_hour(event_id))
+            predicted = self.client.hget(bucket, event_id)
             if predicted is None and self.flush():  # it may still be in this worker's buffer
-                predicted = self.client.get(self.keys.event(event_id))
+                predicted = self.client.hget(bucket, event_id)
             if predicted is None:
                 raise UnknownEventError(event_id)
             if not self.client.set(

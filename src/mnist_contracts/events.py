@@ -7,9 +7,11 @@ With ``EVENTS_URL=redis://...`` every answered image becomes one entry of the st
   (confidence), ``pid``, ``host``, and ``img`` (the 784 input bytes) on a share of the events;
 - trimmed to about ``EVENTS_MAXLEN`` entries (``XADD MAXLEN ~``), so Redis memory is bounded:
   at 784 + ~150 bytes an entry, 100,000 entries are about 100 MB;
-- ``{prefix}:event:{id}`` holds the predicted class for ``EVENTS_FEEDBACK_TTL_S`` seconds, so any
-  replica can accept ``POST /feedback`` for it; ``{prefix}:label:{id}`` makes a second label a
-  conflict; labels are entries of ``{prefix}:feedback`` (fields ``id``, ``label``, ``ts``);
+- the hash ``{prefix}:events:{hour}`` maps each event id of that hour (the id starts with its
+  time) to the predicted class, for ``EVENTS_FEEDBACK_TTL_S`` seconds, so any replica can accept
+  ``POST /feedback`` for it (one command per published batch, not one key per event);
+  ``{prefix}:label:{id}`` makes a second label a conflict; labels are entries of
+  ``{prefix}:feedback`` (fields ``id``, ``label``, ``ts``);
 - ``{prefix}:shadow`` holds the candidate's answers (``python -m app.shadow``), and
   ``{prefix}:report`` the monitor's latest report, which every replica's gauges read.
 
@@ -20,7 +22,8 @@ deduplicate by event id. :class:`EventSource` is the one reading interface over 
 from __future__ import annotations
 
 import hashlib
-import uuid
+import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +44,20 @@ DEFAULT_FEEDBACK_TTL_S = 7 * 24 * 3600
 
 
 def new_event_id() -> str:
-    """A server-generated event id (never the client's request id)."""
-    return uuid.uuid4().hex
+    """A server-generated event id (never the client's request id).
+
+    32 hex digits, time first (milliseconds, then 80 random bits, like a UUIDv7): ids sort by
+    time, and the id alone names the hour bucket that says the event exists.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
+def event_hour(event_id: str) -> int:
+    """The hour (since the epoch) an event id was made in; -1 for an id of another shape."""
+    try:
+        return int(event_id[:12], 16) // 3_600_000
+    except ValueError:
+        return -1
 
 
 def carries_image(event_id: str, share: float) -> bool:
@@ -79,9 +94,9 @@ class Keys:
         """The latest monitor report (``drift.json``'s text), which every replica's gauges read."""
         return f"{self.prefix}:report"
 
-    def event(self, event_id: str) -> str:
-        """The key that says an event exists (value: its predicted class)."""
-        return f"{self.prefix}:event:{event_id}"
+    def events(self, hour: int) -> str:
+        """The hash of one hour's events (field: event id, value: its predicted class)."""
+        return f"{self.prefix}:events:{hour}"
 
     def label(self, event_id: str) -> str:
         """The key that says an event has its label."""
