@@ -62,3 +62,12 @@ def test_collected_feedback_trains_in_one_experiment(repo: Path) -> None:
     assert (after["val"], after["test"]) == (before["val"], before["test"])
     assert after["feedback"] == {"added": 60, "left_out": 0, "model_was_wrong": 24}
     assert (repo / "models/mnist/saved_model.pb").is_file()  # the experiment trained on them
+
+    # The pull-request report shows what it changed: the param, the data, the model's metrics.
+    report = [sys.executable, "-m", "mnist_pipeline.ops.report", "--base", "HEAD",
+              "--out", "reports/pr", "--no-cost"]  # fmt: skip
+    run(report, repo)
+    markdown = (repo / "reports/pr/report.md").read_text()
+    assert "| preprocess.feedback | False | True |" in markdown
+    assert "feedback.added" in markdown
+    assert "train.count" in markdown
