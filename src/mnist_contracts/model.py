@@ -80,12 +80,16 @@ class ModelIdentity:
         return asdict(self)
 
 
-def write_identity(directory: Path, params_digest_: str) -> ModelIdentity:
+def write_identity(
+    directory: Path, params_digest_: str, lite: Mapping[str, str] | None = None
+) -> ModelIdentity:
     """Write ``assets/model.json`` into an export (after its variables are written).
 
     Args:
         directory: The SavedModel directory.
         params_digest_: :func:`params_digest` of the params that produced the model.
+        lite: The sha256 of each TFLite variant written beside it
+            (:func:`mnist_contracts.lite.lite_digests`), recorded under ``lite``.
 
     Returns:
         The identity written.
@@ -93,7 +97,8 @@ def write_identity(directory: Path, params_digest_: str) -> ModelIdentity:
     identity = ModelIdentity(content_version(directory), params_digest_)
     file = directory / IDENTITY_FILE
     file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps(identity.as_dict(), indent=2, sort_keys=True) + "\n")
+    record: dict[str, object] = {**identity.as_dict(), **({"lite": dict(lite)} if lite else {})}
+    file.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return identity
 
 

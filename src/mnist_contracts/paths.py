@@ -19,7 +19,6 @@ REFERENCE_DIR = Path("data/reference")
 FEEDBACK_DIR = Path("data/feedback")  # labelled live events (mnist-collect), DVC-tracked
 FEEDBACK_FILE = FEEDBACK_DIR / "feedback.npz"
 MODEL_DIR = Path("models/mnist")
-INT8_FILE = Path("models/mnist_int8.tflite")
 
 REPORTS_DIR = Path("reports")
 DATA_REPORT = REPORTS_DIR / "data.json"
@@ -56,11 +55,9 @@ class StageIO:
 STAGES: dict[str, StageIO] = {
     "fetch": StageIO(deps=(), outs=(RAW_FILE,)),
     "preprocess": StageIO(deps=(RAW_FILE, FEEDBACK_DIR), outs=(PREPARED_DIR, DATA_REPORT)),
-    "train": StageIO(
-        deps=(PREPARED_DIR,), outs=(MODEL_DIR, INT8_FILE, TRAIN_PLOTS_DIR, TRAIN_METRICS)
-    ),
+    "train": StageIO(deps=(PREPARED_DIR,), outs=(MODEL_DIR, TRAIN_PLOTS_DIR, TRAIN_METRICS)),
     "evaluate": StageIO(
-        deps=(split_file("test"), MODEL_DIR, INT8_FILE),
+        deps=(split_file("test"), MODEL_DIR),
         outs=(METRICS_FILE, SIZES_FILE, CONFUSION_FILE, MISTAKES_FILE, RELIABILITY_FILE),
     ),
     "reference": StageIO(deps=(split_file("val"), MODEL_DIR), outs=(REFERENCE_DIR,)),

@@ -1,16 +1,18 @@
-"""Post-training int8 quantisation (dynamic range) of the trained model, via TFLite.
+"""The TFLite variants of the trained model, written inside the export.
 
-An optional, smaller artefact next to the SavedModel: weights stored as int8 (about 4x smaller),
-activations computed in float. Evaluated on the test set like the main model; serving keeps the
-SavedModel. The converter works from the in-memory Keras model: from the exported SavedModel,
-TensorFlow 2.21's converter dropped the weights.
+* ``tflite-float``: the same float32 graph for the LiteRT runtime (no TensorFlow to serve it).
+* ``tflite-int8``: post-training dynamic-range quantisation: weights stored as int8 (about 4x
+  smaller), activations computed in float.
+
+Both are converted from the in-memory Keras model (from the exported SavedModel, TensorFlow 2.21's
+converter dropped the weights), scored by ``evaluate`` against the SavedModel, and served by the
+service when ``MODEL_VARIANT`` names them (:mod:`mnist_contracts.lite`).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,51 +21,44 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
-from mnist_pipeline.atomic import atomic_path
-from mnist_pipeline.errors import PipelineError
+from mnist_contracts.lite import LITE_VARIANTS, Variant, lite_file
 
 
-def to_int8_tflite(model: keras.Model, path: Path) -> int:
-    """Convert with dynamic-range int8 quantisation and write the flatbuffer atomically.
+def to_tflite(model: keras.Model, variant: Variant) -> bytes:
+    """Convert ``model`` to one TFLite variant's flatbuffer.
 
     Args:
         model: The trained Keras model (uint8 images in, probabilities out).
-        path: Destination ``.tflite``.
+        variant: ``tflite-float`` or ``tflite-int8``.
 
     Returns:
-        The size in bytes.
+        The flatbuffer, the same bytes for the same weights.
     """
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    blob = converter.convert()
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(blob)
-    return len(blob)
+    if variant == "tflite-int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    blob: bytes = converter.convert()
+    return blob
 
 
-class TfliteModel:
-    """The quantised model behind the same ``uint8[N,28,28] -> float32[N,10]`` contract."""
+def write_lite_variants(model: keras.Model, directory: Path) -> dict[str, int]:
+    """Write every TFLite variant into an export directory being written.
 
-    def __init__(self, path: Path) -> None:
-        if not path.is_file():
-            raise PipelineError(f"{path}: no compressed model; run the train stage (dvc repro)")
-        with warnings.catch_warnings():  # tf.lite.Interpreter is deprecated in favour of LiteRT
-            warnings.simplefilter("ignore")
-            self._interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=1)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self._batch = -1
-        self.size_bytes = path.stat().st_size
+    Args:
+        model: The trained Keras model.
+        directory: The (temporary) export directory, before its identity is written.
 
-    def predict(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        """Class probabilities for ``images``."""
-        if len(images) != self._batch:
-            self._interpreter.resize_tensor_input(self._input, [len(images), 28, 28])
-            self._interpreter.allocate_tensors()
-            self._batch = len(images)
-        self._interpreter.set_tensor(self._input, images)
-        self._interpreter.invoke()
-        return np.asarray(self._interpreter.get_tensor(self._output), dtype=np.float32)
+    Returns:
+        Each variant's size in bytes.
+    """
+    sizes: dict[str, int] = {}
+    for variant in LITE_VARIANTS:
+        path = lite_file(directory, variant)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob = to_tflite(model, variant)
+        path.write_bytes(blob)
+        sizes[variant] = len(blob)
+    return sizes
 
 
 def single_image_latency_ms(

@@ -142,6 +142,7 @@ class EvaluateParams(_Section):
 
     mistakes: int = Field(default=36, ge=0, le=400)
     batch_size: int = Field(default=1000, gt=0)
+    lite_max_delta: float = Field(default=0.002, ge=0, le=1)
 
 
 class TrackingParams(_Section):

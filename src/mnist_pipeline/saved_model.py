@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
+from mnist_contracts.lite import lite_digests
 from mnist_contracts.model import (
     IMAGE_SHAPE,
     INPUT_NAME,
@@ -25,6 +26,7 @@ from mnist_contracts.model import (
     write_identity,
 )
 from mnist_pipeline.atomic import atomic_path
+from mnist_pipeline.compress import write_lite_variants
 from mnist_pipeline.errors import PipelineError
 
 INPUT_SPEC = tf.TensorSpec([None, *IMAGE_SHAPE], tf.uint8, name=INPUT_NAME)
@@ -56,7 +58,8 @@ def export(model: keras.Model, path: Path, params_digest: str = "unknown") -> No
 
     The directory is byte-stable: the same weights give the same files, so DVC records the same
     hash for the same params and the run-cache can hand the model to another machine. Its
-    identity (``assets/model.json``: variables digest and params digest) is written inside.
+    identity (``assets/model.json``: variables digest and params digest) is written inside, with
+    the TFLite variants (``lite/``) and their sha256.
 
     Args:
         model: A model whose input is ``uint8[N,28,28]``.
@@ -67,7 +70,8 @@ def export(model: keras.Model, path: Path, params_digest: str = "unknown") -> No
     with atomic_path(path, directory=True) as tmp:
         tf.saved_model.save(_Serving(model), str(tmp))
         stabilise_fingerprint(tmp)
-        write_identity(tmp, params_digest)
+        write_lite_variants(model, tmp)
+        write_identity(tmp, params_digest, lite_digests(tmp))
 
 
 def stabilise_fingerprint(path: Path) -> None:

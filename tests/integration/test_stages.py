@@ -56,11 +56,14 @@ def test_train_then_evaluate_the_exported_model(workdir: Path) -> None:
     assert metrics["count"] == 200
     assert metrics["accuracy"] > 0.8  # the synthetic classes are easy to separate
     assert set(metrics["per_class"]) == {str(c) for c in range(10)}
-    # The int8 copy: scored like the SavedModel, several times smaller, close in accuracy.
+    # The TFLite variants: scored like the SavedModel; float agrees, int8 is several times smaller.
     everything = json.loads((workdir / "reports/metrics.json").read_text())
-    assert abs(everything["int8"]["accuracy_delta"]) <= 0.02
+    assert everything["tflite-float"]["agreement"] >= 0.995
+    assert abs(everything["tflite-int8"]["accuracy_delta"]) <= 0.02
     compression = json.loads((workdir / "reports/compression.json").read_text())
-    assert compression["size_bytes"]["int8"] * 2 < compression["size_bytes"]["savedmodel"]
+    sizes = compression["size_bytes"]
+    assert sizes["tflite-int8"] * 2 < sizes["tflite-float"]
+    assert set(sizes) == {"savedmodel", "tflite-float", "tflite-int8"}
     assert set(compression) == {"size_bytes"}  # latencies vary: MLflow only
     rows = json.loads((workdir / "reports/plots/confusion.json").read_text())
     assert len(rows) == 200

@@ -20,12 +20,13 @@ import numpy.typing as npt
 from sklearn.metrics import precision_recall_fscore_support
 
 from mnist_contracts import paths
+from mnist_contracts.lite import LITE_DIR, LITE_VARIANTS, LiteModel, lite_file
 from mnist_contracts.model import read_identity
 from mnist_pipeline import saved_model, tracking
 from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.calibration import Reliability, reliability
 from mnist_pipeline.cli import run_stage
-from mnist_pipeline.compress import TfliteModel, single_image_latency_ms
+from mnist_pipeline.compress import single_image_latency_ms
 from mnist_pipeline.dataset import NUM_CLASSES, Split, load_split
 from mnist_pipeline.params import flatten, load_params
 
@@ -73,6 +74,32 @@ def score(labels: npt.NDArray[np.uint8], probs: npt.NDArray[np.float32]) -> dict
             }
             for c in classes
         },
+    }
+
+
+def score_variant(
+    labels: npt.NDArray[np.uint8],
+    reference: npt.NDArray[np.float32],
+    probs: npt.NDArray[np.float32],
+) -> dict[str, float]:
+    """A variant's test accuracy, its delta from the SavedModel's, and their agreement.
+
+    Args:
+        labels: True classes ``[N]``.
+        reference: The SavedModel's probabilities ``[N,10]``.
+        probs: The variant's probabilities ``[N,10]``.
+
+    Returns:
+        ``accuracy``, ``accuracy_delta`` (variant minus SavedModel) and ``agreement`` (share of
+        images given the same class).
+    """
+    predicted, expected = probs.argmax(axis=1), reference.argmax(axis=1)
+    accuracy = round(float(np.mean(predicted == labels)), _DIGITS)
+    base = round(float(np.mean(expected == labels)), _DIGITS)
+    return {
+        "accuracy": accuracy,
+        "accuracy_delta": round(accuracy - base, _DIGITS),
+        "agreement": round(float(np.mean(predicted == expected)), _DIGITS),
     }
 
 
@@ -170,9 +197,14 @@ def draw_reliability(table: Reliability, path: Path) -> None:
     plt.close(fig)
 
 
-def directory_size(path: Path) -> int:
-    """Total bytes of the files under ``path``."""
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+def directory_size(path: Path, exclude: Path | None = None) -> int:
+    """Total bytes of the files under ``path`` (leaving out those under ``path / exclude``)."""
+    skip = None if exclude is None else path / exclude
+    return sum(
+        f.stat().st_size
+        for f in path.rglob("*")
+        if f.is_file() and (skip is None or not f.is_relative_to(skip))
+    )
 
 
 def main(root: Path = Path()) -> None:
@@ -185,7 +217,7 @@ def main(root: Path = Path()) -> None:
         root: The repository root; paths come from :mod:`mnist_contracts.paths`.
     """
     params = load_params(root / paths.PARAMS_FILE)
-    model_dir, compressed_file = root / paths.MODEL_DIR, root / paths.INT8_FILE
+    model_dir = root / paths.MODEL_DIR
     metrics_file, sizes_file = root / paths.METRICS_FILE, root / paths.SIZES_FILE
     confusion_file, mistakes_file = root / paths.CONFUSION_FILE, root / paths.MISTAKES_FILE
     reliability_file = root / paths.RELIABILITY_FILE
@@ -193,19 +225,20 @@ def main(root: Path = Path()) -> None:
     predict = saved_model.load(model_dir, params.evaluate.batch_size)
     probs = predict(test.x)
     metrics: dict[str, Any] = {"test": score(test.y, probs)}
-    compressed = TfliteModel(compressed_file)
-    int8_accuracy = score(test.y, compressed.predict(test.x))["accuracy"]
-    metrics["int8"] = {
-        "accuracy": int8_accuracy,
-        "accuracy_delta": round(int8_accuracy - metrics["test"]["accuracy"], _DIGITS),
-    }
-    sizes = {"size_bytes": {"savedmodel": directory_size(model_dir), "int8": compressed.size_bytes}}
     one = test.x[:1]
-    latency_ms = {
-        "savedmodel": single_image_latency_ms(predict, one),
-        "int8": single_image_latency_ms(compressed.predict, one),
-    }
-    write_text(sizes_file, json.dumps(sizes, indent=2) + "\n")
+    sizes: dict[str, int] = {"savedmodel": directory_size(model_dir, exclude=LITE_DIR)}
+    latency_ms = {"savedmodel": single_image_latency_ms(predict, one)}
+    for variant in LITE_VARIANTS:
+        lite = LiteModel(lite_file(model_dir, variant))
+        metrics[variant] = score_variant(test.y, probs, lite(test.x))
+        sizes[variant] = lite.size_bytes
+        latency_ms[variant] = single_image_latency_ms(lite, one)
+        if abs(metrics[variant]["accuracy_delta"]) > params.evaluate.lite_max_delta:
+            log.warning(
+                "%s: accuracy %+.4f from the SavedModel, outside evaluate.lite_max_delta %.4f",
+                variant, metrics[variant]["accuracy_delta"], params.evaluate.lite_max_delta,
+            )  # fmt: skip
+    write_text(sizes_file, json.dumps({"size_bytes": sizes}, indent=2) + "\n")
     write_text(metrics_file, json.dumps(metrics, indent=2) + "\n")
     rows = confusion_rows(test.y, probs.argmax(axis=1))
     write_text(confusion_file, json.dumps(rows, separators=(",", ":")) + "\n")
@@ -215,7 +248,7 @@ def main(root: Path = Path()) -> None:
     draw_reliability(calibration, reliability_file)
     digest = read_identity(model_dir).digest
     with tracking.model_run(params.tracking.experiment, digest, flatten(params)):
-        tracking.log_metrics({**metrics, **sizes, "single_image_ms": latency_ms})
+        tracking.log_metrics({**metrics, "size_bytes": sizes, "single_image_ms": latency_ms})
         for path in (metrics_file, confusion_file, mistakes_file, reliability_file, sizes_file):
             tracking.log_artifact(path, "evaluation")
     log.info(

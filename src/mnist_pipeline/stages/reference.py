@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_contracts import paths
+from mnist_contracts.lite import SAVEDMODEL
 from mnist_contracts.model import read_identity
 from mnist_pipeline import saved_model
 from mnist_pipeline.atomic import atomic_path
@@ -41,7 +42,8 @@ def main(root: Path = Path()) -> None:
     images = val.x[chosen]
     probs = saved_model.load(model_dir)(images)
     frame = drift_frame(images, probs.argmax(axis=1), probs.max(axis=1))
-    info = {"model_version": read_identity(model_dir).digest, "count": size}
+    # The SavedModel's outputs: a TFLite variant's differ slightly (the monitor reports which).
+    info = {"model_version": read_identity(model_dir).digest, "variant": SAVEDMODEL, "count": size}
     with atomic_path(out_dir, directory=True) as tmp:
         frame.to_csv(tmp / "features.csv", index=False, float_format="%.6g")
         (tmp / "reference.json").write_text(json.dumps(info, indent=2) + "\n")

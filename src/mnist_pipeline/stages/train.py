@@ -17,7 +17,6 @@ from mnist_contracts.model import params_digest, read_identity
 from mnist_pipeline import tracking
 from mnist_pipeline.augmentation import random_shift
 from mnist_pipeline.cli import run_stage
-from mnist_pipeline.compress import to_int8_tflite
 from mnist_pipeline.dataset import NUM_CLASSES, Split, load_split
 from mnist_pipeline.epoch_metrics import DvcLiveSink, EpochMetrics, EpochSink
 from mnist_pipeline.models import build_model
@@ -184,7 +183,7 @@ def main(root: Path = Path()) -> None:
     """
     params = load_params(root / paths.PARAMS_FILE)
     data_dir, model_dir = root / paths.PREPARED_DIR, root / paths.MODEL_DIR
-    live_dir, compressed_file = root / paths.TRAIN_LIVE_DIR, root / paths.INT8_FILE
+    live_dir = root / paths.TRAIN_LIVE_DIR
     train, val = load_split("train", data_dir), load_split("val", data_dir)
     with tracking.pipeline_run(params.tracking.experiment, flatten(params)):
         started = time.perf_counter()
@@ -200,14 +199,10 @@ def main(root: Path = Path()) -> None:
                 "train_images_per_second": round(len(train) * epochs_run / seconds, 1),
             }
         )
-        export(model, model_dir, model_params_digest(params))
-        compressed_bytes = to_int8_tflite(model, compressed_file)
+        export(model, model_dir, model_params_digest(params))  # with its TFLite variants
         tracking.tag_model(read_identity(model_dir).digest)
         tracking.log_artifacts(live_dir, "training")
-    log.info(
-        "trained in %.1f s; exported %s and %s (%d bytes)",
-        seconds, model_dir, compressed_file, compressed_bytes,
-    )  # fmt: skip
+    log.info("trained in %.1f s; exported %s", seconds, model_dir)
 
 
 if __name__ == "__main__":
