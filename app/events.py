@@ -33,7 +33,7 @@ from mnist_contracts.prediction_log import LabelExistsError, UnknownEventError
 
 log = logging.getLogger(__name__)
 
-_Event = tuple[str, float, str, int, float, bytes | None]
+_Event = tuple[str, float, str, int, float, bytes | None, str]  # ..., image, variant
 BATCH = 500
 LINGER_S = 0.005  # how long a batch may gather after its first event (like Kafka's linger.ms)
 
@@ -94,6 +94,7 @@ class EventPublisher:
         classes: list[int],
         confidences: list[float],
         images: npt.NDArray[np.uint8],
+        variant: str = "savedmodel",
     ) -> list[str]:
         """Buffer one request's events (no I/O here); returns one event id per image."""
         self._ensure_thread()
@@ -103,7 +104,7 @@ class EventPublisher:
             event_id = new_event_id()
             image = blob[i * IMAGE_BYTES : (i + 1) * IMAGE_BYTES]
             keep = carries_image(event_id, share)
-            events.append((event_id, ts, version, cls, conf, image if keep else None))
+            events.append((event_id, ts, version, cls, conf, image if keep else None, variant))
         with self._cond:
             room = max(self.config.buffer - len(self._buffer) - self._inflight, 0)
             self._buffer.extend(events[:room])
@@ -134,8 +135,10 @@ class EventPublisher:
         command = cast("Callable[..., object]", pipe.execute_command)  # untyped in redis-py
         stream, maxlen = self.keys.predictions, self.config.maxlen
         hours: dict[int, list[str | int]] = {}
-        for event_id, ts, version, cls, conf, image in batch:
-            fields = encode_event(event_id, ts, version, cls, conf, image, self._pid, self._host)
+        for event_id, ts, version, cls, conf, image, variant in batch:
+            fields = encode_event(
+                event_id, ts, version, cls, conf, image, self._pid, self._host, variant
+            )
             flat = [x for pair in fields.items() for x in pair]
             command("XADD", stream, "MAXLEN", "~", maxlen, "*", *flat)
             hours.setdefault(event_hour(event_id), []).extend((event_id, cls))

@@ -6,10 +6,10 @@ import atexit
 import logging
 import re
 import time
-import uuid
 from pathlib import Path
+from typing import cast
 
-import tensorflow as tf
+import orjson
 from flask import Response, g, request
 from flask.json.provider import DefaultJSONProvider
 from flask_openapi3.models.info import Info
@@ -27,6 +27,8 @@ from app.routes_ops import bp as ops_bp
 from app.routes_predict import bp as predict_bp
 from app.settings import Settings
 from app.state import EXTENSION, ServiceState
+from mnist_contracts.events import random_hex
+from mnist_contracts.lite import SAVEDMODEL
 from mnist_contracts.settings import load_env
 
 log = logging.getLogger(__name__)
@@ -38,25 +40,49 @@ MULTIPART_ENDPOINTS = {"predict.predict_image"}
 UNTYPED_JSON_ENDPOINTS = {"predict.v2_infer"}
 
 
-class _BoundedJSON(DefaultJSONProvider):
-    """Flask's JSON, except that a body nested too deeply is the client's error (400).
+class _FastJSON(DefaultJSONProvider):
+    """Flask's JSON provider, through orjson: a single image's body decodes about 5x faster.
 
-    Python's decoder raises RecursionError on deep nesting (a 100,000-level body would answer
-    500); as a ValueError it becomes Flask's "Failed to decode JSON object" 400.
+    A body orjson refuses (not strict JSON: ``NaN`` tokens, nesting deeper than 1024 levels, or
+    malformed) goes through Python's decoder, so the answers stay what they were: ``NaN`` is
+    refused by the validation that names it, and too deep a nesting is a ValueError (Flask's 400)
+    rather than a RecursionError (500). Objects orjson does not know go through Flask's own
+    ``default``; keys keep their order.
     """
 
     sort_keys = False
+    _OPTIONS = orjson.OPT_NON_STR_KEYS
 
     def loads(self, s: str | bytes, **kwargs: object) -> object:
-        """Decode ``s``; too deep a nesting raises ValueError."""
+        """Decode ``s``; anything malformed raises ValueError."""
+        try:
+            return orjson.loads(s)
+        except orjson.JSONDecodeError:
+            pass
         try:
             return super().loads(s, **kwargs)
         except RecursionError:
             raise ValueError("the JSON body is nested too deeply") from None
 
+    def dumps(self, obj: object, **kwargs: object) -> str:
+        """Encode ``obj`` compactly."""
+        return orjson.dumps(obj, default=self.default, option=self._OPTIONS).decode()
+
+    def response(self, *args: object, **kwargs: object) -> Response:
+        """A JSON response from the arguments of ``jsonify`` (bytes straight from orjson)."""
+        obj = self._prepare_response_obj(args, kwargs)
+        body = orjson.dumps(
+            obj, default=self.default, option=self._OPTIONS | orjson.OPT_APPEND_NEWLINE
+        )
+        # Flask's response class takes bytes; its type hints name only the sans-IO base.
+        return cast("Response", self._app.response_class(body, mimetype=self.mimetype))  # type: ignore[arg-type]
+
 
 def _configure_tensorflow(threads: int) -> None:
     # Per worker, before any op runs: 2 workers x 1 thread fill 2 cores without oversubscription.
+    # Imported here, not at the top: a worker serving a TFLite variant never imports TensorFlow.
+    import tensorflow as tf
+
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -90,7 +116,7 @@ def _install_hooks(app: OpenAPI, settings: Settings) -> None:
     def start() -> Response | None:
         g.started = time.perf_counter()
         given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.request_id = given if _REQUEST_ID.match(given) else random_hex(16)
         endpoint = request.endpoint or ""
         refused = access.check(endpoint, settings.api_key, settings.admin_key)
         if refused is not None:
@@ -146,7 +172,8 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
         load_env(Path.cwd())
         settings = Settings()
     logs.configure(settings.log_level)
-    _configure_tensorflow(settings.tf_threads)
+    if settings.model_variant == SAVEDMODEL:
+        _configure_tensorflow(settings.tf_threads)
     app = OpenAPI(
         __name__,
         info=Info(title="MNIST digit classifier", version="1.0.0"),
@@ -157,7 +184,7 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
         validation_error_callback=validation_error,
     )
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
-    app.json = _BoundedJSON(app)
+    app.json = _FastJSON(app)
     metrics = ServiceMetrics(app)
     holder = ModelHolder()
     prediction_log = _event_sink(settings, metrics)
@@ -168,11 +195,16 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
     _install_hooks(app, settings)
 
     def loader(source: str) -> ServingModel:
-        return load_model(source, settings.model_name, settings.metrics_file)
+        return load_model(
+            source, settings.model_name, settings.metrics_file,
+            variant=settings.model_variant, threads=settings.tf_threads,
+        )  # fmt: skip
 
     def loaded(model: ServingModel) -> None:
         info = model.info
-        metrics.model_loaded(info.name, info.version, info.load_seconds, info.registry_version)
+        metrics.model_loaded(
+            info.name, info.version, info.load_seconds, info.registry_version, info.variant
+        )
 
     watcher = ReloadWatcher(
         holder,

@@ -12,7 +12,6 @@ import io
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
-from scipy import ndimage
 
 FRAME = 28
 BOX = 20
@@ -83,9 +82,42 @@ def to_mnist(gray: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
     frame = np.zeros((FRAME, FRAME), np.float32)
     top, left = (FRAME - boxed.shape[0]) // 2, (FRAME - boxed.shape[1]) // 2
     frame[top : top + boxed.shape[0], left : left + boxed.shape[1]] = boxed
-    cy, cx = ndimage.center_of_mass(frame)
-    shifted = ndimage.shift(frame, (FRAME / 2 - 0.5 - cy, FRAME / 2 - 0.5 - cx), order=1)
+    cy, cx = center_of_mass(frame)
+    shifted = shift_linear(frame, FRAME / 2 - 0.5 - cy, FRAME / 2 - 0.5 - cx)
     return np.asarray(np.rint(shifted.clip(0, 255)), dtype=np.uint8)
+
+
+def center_of_mass(image: npt.NDArray[np.float32]) -> tuple[float, float]:
+    """The intensity-weighted centre ``(row, column)`` of a non-empty image."""
+    total = float(image.sum())
+    rows, cols = np.indices(image.shape)
+    return float((rows * image).sum()) / total, float((cols * image).sum()) / total
+
+
+def shift_linear(image: npt.NDArray[np.float32], dy: float, dx: float) -> npt.NDArray[np.float32]:
+    """Shift by a sub-pixel offset with bilinear interpolation, zeros coming in from outside.
+
+    The same as ``scipy.ndimage.shift(image, (dy, dx), order=1)`` (mode ``constant``: a sample
+    from beyond the edge is 0, not interpolated towards it); written here so that the serving
+    images need no SciPy for one call (tests/service/test_image_input.py checks the equality).
+    """
+    height, width = image.shape
+    out = np.ones_like(image)
+    sources = []
+    for axis, (size, delta) in enumerate(((height, dy), (width, dx))):
+        coords = np.arange(size, dtype=np.float64) - delta
+        inside = (coords >= 0) & (coords <= size - 1)
+        low = np.clip(np.floor(coords).astype(np.int64), 0, size - 1)
+        high = np.clip(low + 1, 0, size - 1)
+        frac = coords - np.floor(coords)
+        sources.append((inside, low, high, frac))
+        mask = inside.reshape((-1, 1) if axis == 0 else (1, -1))
+        out = out * mask
+    (_, r0, r1, fy), (_, c0, c1, fx) = sources
+    fy, fx = fy[:, None], fx[None, :]
+    top = image[r0][:, c0] * (1 - fx) + image[r0][:, c1] * fx
+    bottom = image[r1][:, c0] * (1 - fx) + image[r1][:, c1] * fx
+    return np.asarray(out * (top * (1 - fy) + bottom * fy), np.float32)
 
 
 def image_to_mnist(data: bytes, max_pixels: int = 40_000_000) -> npt.NDArray[np.uint8]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
+from typing import Any
 
 from flask import Flask
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -27,7 +28,8 @@ class ServiceMetrics:
         # A registry per app keeps test apps apart; in multiprocess mode values go to files and
         # /metrics reads them all, whatever registry a metric was declared in.
         self.registry = CollectorRegistry(auto_describe=True)
-        self._serving: tuple[str, str, str] | None = None
+        self._serving: tuple[str, str, str, str] | None = None
+        self._children: dict[tuple[int, str, str], Any] = {}
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # /metrics reads every worker's files, these metrics' included; sharing our registry
             # with that collector would see the other workers' copies as duplicates.
@@ -47,8 +49,8 @@ class ServiceMetrics:
         build.labels(__version__).set(1)
         self.predictions = Counter(
             "mnist_predictions_total",
-            "Images classified, by predicted class and model version",
-            ["predicted_class", "model_version"],
+            "Images classified, by predicted class, model version and its variant (runtime)",
+            ["predicted_class", "model_version", "variant"],
             registry=self.registry,
         )
         self.confidence = Histogram(
@@ -66,8 +68,8 @@ class ServiceMetrics:
         # liveall: one series per live worker (label pid), so a worker left behind shows.
         self.model_info = Gauge(
             "mnist_model_info",
-            "The model each live worker serves (value 1): identity and registry version",
-            ["model_name", "model_version", "registry_version"],
+            "The model each live worker serves (value 1): identity, variant and registry version",
+            ["model_name", "model_version", "registry_version", "variant"],
             registry=self.registry,
             multiprocess_mode="liveall",
         )
@@ -133,19 +135,27 @@ class ServiceMetrics:
         )
 
     def model_loaded(
-        self, name: str, version: str, seconds: float, registry_version: str | None = None
-    ) -> None:
+        self, name: str, version: str, seconds: float, registry_version: str | None = None,
+        variant: str = "savedmodel",
+    ) -> None:  # fmt: skip
         """Record a (re)load: the new model's info series is 1, the previous one's 0."""
-        serving = (name, version, registry_version or "")
+        serving = (name, version, registry_version or "", variant)
         if self._serving is not None and self._serving != serving:
             self.model_info.labels(*self._serving).set(0)
         self._serving = serving
         self.model_info.labels(*serving).set(1)
         self.model_load_seconds.set(seconds)
 
-    def observe(self, classes: list[int], confidences: list[float], version: str) -> None:
+    def observe(
+        self, classes: list[int], confidences: list[float], version: str,
+        variant: str = "savedmodel",
+    ) -> None:  # fmt: skip
         """Record answered predictions: one counter increment per class present, not per image."""
         for cls, count in collections.Counter(classes).items():
-            self.predictions.labels(str(cls), version).inc(count)
+            key = (cls, version, variant)
+            child = self._children.get(key)
+            if child is None:  # labels() takes a lock and checks its arguments: once per series
+                child = self._children[key] = self.predictions.labels(str(cls), version, variant)
+            child.inc(count)
         for conf in confidences:
             self.confidence.observe(conf)

@@ -1,8 +1,13 @@
-"""The served model: the exported SavedModel, called through its ``serve`` function directly.
+"""The served model: one variant of the export, called directly as a numpy function.
 
 The service knows nothing of training. It loads either the exported directory or a registered
 MLflow model (whose artifact *is* that directory), checks it with a warm-up call, and swaps it in
 atomically, so a model that fails to load or to warm up never replaces the one serving.
+
+``MODEL_VARIANT`` picks the runtime: ``savedmodel`` (TensorFlow, the reference) calls the
+SavedModel's ``serve`` function; ``tflite-float`` and ``tflite-int8`` run the TFLite files the
+export carries through LiteRT, and TensorFlow is never imported. Every variant has the model's
+one identity digest; the variant is a label beside it.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mnist_contracts.lite import SAVEDMODEL, LiteModel, Variant, lite_file, read_variant_identity
 from mnist_contracts.model import (
     IMAGE_SHAPE,
     NUM_CLASSES,
     NotAModelError,
+    Predict,
     load_serve,
-    read_identity,
 )
 from mnist_contracts.registered import download_saved_model
 from mnist_contracts.tags import GIT_COMMIT_TAG, METRIC_PREFIX
@@ -50,6 +56,7 @@ class ModelInfo:
     name: str
     version: str
     source: str
+    variant: Variant = SAVEDMODEL
     params_digest: str = "unknown"
     registry_version: str | None = None
     alias: str | None = None
@@ -118,12 +125,23 @@ def _checkout_commit(directory: Path) -> str:
     return out.stdout.strip() or "unknown"
 
 
-class ServingModel:
-    """A loaded SavedModel plus what is known about it."""
+def load_runtime(directory: Path, variant: Variant, threads: int = 1) -> Predict:
+    """The export's ``variant`` as a numpy function ``uint8[N,28,28] -> float32[N,10]``.
 
-    def __init__(self, directory: Path, info: ModelInfo) -> None:
+    Raises:
+        NotAModelError: If the export has no such variant or it does not load.
+    """
+    if variant == SAVEDMODEL:
+        return load_serve(directory)
+    return LiteModel(lite_file(directory, variant), threads)
+
+
+class ServingModel:
+    """A loaded model variant plus what is known about it."""
+
+    def __init__(self, directory: Path, info: ModelInfo, threads: int = 1) -> None:
         try:
-            self._serve = load_serve(directory)
+            self._serve = load_runtime(directory, info.variant, threads)
         except NotAModelError as err:
             raise ModelLoadError(str(err)) from None
         self.info = info
@@ -150,13 +168,21 @@ class ServingModel:
                 raise ModelLoadError(f"warm-up check failed: output of shape {probs.shape}")
 
 
-def load_model(source: str, name: str, metrics_file: Path | None = None) -> ServingModel:
+def load_model(
+    source: str,
+    name: str,
+    metrics_file: Path | None = None,
+    variant: Variant = SAVEDMODEL,
+    threads: int = 1,
+) -> ServingModel:
     """Load, warm up and describe a model.
 
     Args:
         source: A SavedModel directory, or an MLflow ``models:/...`` URI.
         name: The served model's name (the MLflow registered name wins when known).
         metrics_file: For a local directory, the evaluate stage's metrics, if present.
+        variant: Which of the export's runtimes serves (:mod:`mnist_contracts.lite`).
+        threads: Threads the runtime may use per call.
 
     Returns:
         A model that passed its warm-up check.
@@ -175,16 +201,14 @@ def load_model(source: str, name: str, metrics_file: Path | None = None) -> Serv
                 pinned = f"models:/{facts['name']}/{facts['registry_version']}"
             # The files are only read while loading: a temporary copy, deleted afterwards.
             with tempfile.TemporaryDirectory(prefix="mnist-model-") as tmp:
-                model = _load_dir(download_saved_model(pinned, Path(tmp)), source, name, facts)
+                directory = download_saved_model(pinned, Path(tmp))
+                model = _load_dir(directory, source, name, facts, variant, threads)
         else:
             directory = Path(source)
             facts = {"git_commit": _checkout_commit(directory)}
             if metrics_file is not None and metrics_file.is_file():
-                test = json.loads(metrics_file.read_text()).get("test", {})
-                facts["metrics"] = {
-                    k: test[k] for k in ("accuracy", "loss", "f1_macro") if k in test
-                }
-            model = _load_dir(directory, source, name, facts)
+                facts["metrics"] = served_metrics(json.loads(metrics_file.read_text()), variant)
+            model = _load_dir(directory, source, name, facts, variant, threads)
     except ModelLoadError:
         raise
     except Exception as err:
@@ -195,22 +219,42 @@ def load_model(source: str, name: str, metrics_file: Path | None = None) -> Serv
     return model
 
 
-def _load_dir(directory: Path, source: str, name: str, facts: dict[str, Any]) -> ServingModel:
-    """Load and warm up the SavedModel in ``directory``, labelled with ``facts``."""
-    if not (directory / "saved_model.pb").is_file():
+def served_metrics(evaluated: dict[str, Any], variant: Variant) -> dict[str, Any]:
+    """The evaluate stage's test figures for the variant that serves.
+
+    The SavedModel's accuracy, loss and macro F1; a TFLite variant's own accuracy and its
+    agreement with the SavedModel (``reports/metrics.json`` has both).
+    """
+    if variant == SAVEDMODEL:
+        test = evaluated.get("test", {})
+        return {k: test[k] for k in ("accuracy", "loss", "f1_macro") if k in test}
+    own = evaluated.get(variant, {})
+    return {k: own[k] for k in ("accuracy", "agreement") if k in own}
+
+
+def _load_dir(
+    directory: Path, source: str, name: str, facts: dict[str, Any], variant: Variant,
+    threads: int,
+) -> ServingModel:  # fmt: skip
+    """Load and warm up ``variant`` of the export in ``directory``, labelled with ``facts``."""
+    if variant == SAVEDMODEL and not (directory / "saved_model.pb").is_file():
         raise ModelLoadError(f"no SavedModel at {directory}")
-    identity = read_identity(directory)
+    try:
+        identity = read_variant_identity(directory, variant)
+    except NotAModelError as err:
+        raise ModelLoadError(str(err)) from None
     info = ModelInfo(
         name=facts.get("name", name),
         version=identity.digest,
         source=source,
+        variant=variant,
         params_digest=identity.params_digest,
         registry_version=facts.get("registry_version"),
         alias=facts.get("alias"),
         git_commit=facts.get("git_commit", "unknown"),
         metrics=facts.get("metrics", {}),
     )
-    model = ServingModel(directory, info)
+    model = ServingModel(directory, info, threads)
     model.warm_up()
     return model
 

@@ -24,6 +24,7 @@ from app.schemas import (
     V2Ready,
 )
 from app.state import state
+from mnist_contracts.lite import SAVEDMODEL
 from mnist_contracts.model import IMAGE_SHAPE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ def metadata() -> Reply:
     return jsonify(
         model_name=info.name,
         model_version=info.version,
+        variant=info.variant,
         params_digest=info.params_digest,
         registry_version=info.registry_version,
         alias=info.alias,
@@ -102,7 +104,7 @@ def v2_model(path: ModelPath) -> Reply:
     return jsonify(
         name=name,
         versions=[info.version],
-        platform="tensorflow_savedmodel",
+        platform="tensorflow_savedmodel" if info.variant == SAVEDMODEL else "tensorflow_lite",
         inputs=[INPUT_SCHEMA],
         outputs=[OUTPUT_SCHEMA],
     )

@@ -55,14 +55,12 @@ def _too_many(count: int, field: str) -> Reply | None:
 def _answer(images: np.ndarray) -> Reply:
     probs, model, ids = state().classify(images)
     classes = probs.argmax(axis=1)
+    # Converted to Python numbers once for the whole batch, not element by element.
+    confidences = probs[np.arange(len(probs)), classes].astype(np.float64).tolist()
+    rounded = np.round(probs.astype(np.float64), 6).tolist()
     predictions = [
-        {
-            "predicted_class": int(c),
-            "confidence": float(p[c]),
-            "probabilities": [round(float(x), 6) for x in p],
-            "event_id": event_id,
-        }
-        for c, p, event_id in zip(classes, probs, ids, strict=True)
+        {"predicted_class": c, "confidence": conf, "probabilities": p, "event_id": event_id}
+        for c, conf, p, event_id in zip(classes.tolist(), confidences, rounded, ids, strict=True)
     ]
     return jsonify(
         predictions=predictions, model_name=model.info.name, model_version=model.info.version

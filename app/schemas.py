@@ -38,12 +38,19 @@ def to_uint8(value: object, encoding: Encoding, ndim: int) -> npt.NDArray[np.uin
         ValueError: With a message naming what is wrong.
     """
     try:
-        array = np.asarray(value, dtype=np.float64)
+        array = np.asarray(value)
     except (ValueError, TypeError):
-        raise ValueError("must be numbers in nested arrays of equal length") from None
+        array = np.asarray(None)  # ragged: refused below
+    if array.dtype.kind not in "iuf":  # strings, booleans, nulls, ragged nesting
+        raise ValueError("must be numbers in nested arrays of equal length")
     expected = "28x28" if ndim == 2 else "N x 28 x 28"
     if array.ndim != ndim or array.shape[-2:] != IMAGE_SHAPE or array.size == 0:
         raise ValueError(f"must be {expected}, got shape {list(array.shape)}")
+    if encoding == "uint8" and array.dtype.kind in "iu":  # the common case: whole numbers
+        if array.min() < 0 or array.max() > 255:
+            raise ValueError('with encoding "uint8", values must be integers 0-255')
+        return array.astype(np.uint8)
+    array = array.astype(np.float64)
     if not np.all(np.isfinite(array)):
         raise ValueError("must not contain NaN or infinity")
     if encoding == "float":
@@ -128,6 +135,7 @@ class MetadataResponse(BaseModel):
 
     model_name: str
     model_version: str
+    variant: str = Field(description="savedmodel | tflite-float | tflite-int8: the runtime")
     params_digest: str
     registry_version: str | None
     alias: str | None

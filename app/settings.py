@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mnist_contracts import paths
 from mnist_contracts.events import DEFAULT_FEEDBACK_TTL_S, DEFAULT_MAXLEN, DEFAULT_PREFIX
+from mnist_contracts.lite import SAVEDMODEL, Variant
 
 
 class Settings(BaseSettings):
@@ -25,6 +26,10 @@ class Settings(BaseSettings):
         default=None, description="MLflow URI, e.g. models:/mnist-classifier@production"
     )
     model_name: str = "mnist"
+    model_variant: Variant = Field(
+        default=SAVEDMODEL,
+        description="savedmodel (TensorFlow) | tflite-float | tflite-int8 (LiteRT, no TensorFlow)",
+    )
     metrics_file: Path = paths.METRICS_FILE
     max_images: int = Field(default=256, gt=0)
     max_content_length: int = Field(default=8 * 1024 * 1024, gt=0)
@@ -58,7 +63,7 @@ class Settings(BaseSettings):
     model_follow_s: float = Field(
         default=30.0, gt=0, description="Seconds between asking where MODEL_URI's alias points"
     )
-    tf_threads: int = Field(default=1, gt=0)
+    tf_threads: int = Field(default=1, gt=0, description="Threads per worker for the model")
     drift_report: Path = paths.DRIFT_REPORT
     drift_poll_s: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"

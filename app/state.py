@@ -51,8 +51,9 @@ class ServiceState:
         probs = model.predict(images)
         classes = probs.argmax(axis=1).tolist()
         confidences = probs.max(axis=1).tolist()
-        self.metrics.observe(classes, confidences, model.info.version)
-        ids = self.prediction_log.record(model.info.version, classes, confidences, images)
+        info = model.info
+        self.metrics.observe(classes, confidences, info.version, info.variant)
+        ids = self.prediction_log.record(info.version, classes, confidences, images, info.variant)
         return probs, model, ids
 
 

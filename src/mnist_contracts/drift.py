@@ -28,6 +28,7 @@ class DriftReport(TypedDict):
     columns: dict[str, dict[str, Any]]
     drifted_columns: list[str]
     model_version: str
+    variants: NotRequired[dict[str, dict[str, int] | str]]
     window: dict[str, str]
     sample_sizes: dict[str, int]
     generated_at: str

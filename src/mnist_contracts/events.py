@@ -3,8 +3,9 @@
 With ``EVENTS_URL=redis://...`` every answered image becomes one entry of the stream
 ``{prefix}:predictions`` (the embedded SQLite log, :mod:`.prediction_log`, is the default):
 
-- fields ``id`` (the server's event id), ``ts``, ``v`` (model version), ``c`` (class), ``p``
-  (confidence), ``pid``, ``host``, and ``img`` (the 784 input bytes) on a share of the events;
+- fields ``id`` (the server's event id), ``ts``, ``v`` (model version), ``m`` (its variant:
+  ``savedmodel``, ``tflite-float``, ``tflite-int8``), ``c`` (class), ``p`` (confidence),
+  ``pid``, ``host``, and ``img`` (the 784 input bytes) on a share of the events;
 - trimmed to about ``EVENTS_MAXLEN`` entries (``XADD MAXLEN ~``), so Redis memory is bounded:
   at 784 + ~150 bytes an entry, 100,000 entries are about 100 MB;
 - the hash ``{prefix}:events:{hour}`` maps each event id of that hour (the id starts with its
@@ -22,7 +23,8 @@ deduplicate by event id. :class:`EventSource` is the one reading interface over 
 from __future__ import annotations
 
 import hashlib
-import secrets
+import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,7 +51,35 @@ def new_event_id() -> str:
     32 hex digits, time first (milliseconds, then 80 random bits, like a UUIDv7): ids sort by
     time, and the id alone names the hour bucket that says the event exists.
     """
-    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+    return f"{time.time_ns() // 1_000_000:012x}{random_hex(10)}"
+
+
+class _Entropy(threading.local):
+    """Bytes of ``os.urandom`` drawn 4 KiB at a time: one system call per ~400 ids, not per id.
+
+    Per thread, and tied to the process that drew it: a forked child never reuses its parent's
+    bytes (two workers would make the same ids).
+    """
+
+    def __init__(self) -> None:
+        self.pid, self.pool, self.at = -1, b"", 0
+
+
+_ENTROPY = _Entropy()
+_POOL_BYTES = 4000
+
+
+def random_hex(nbytes: int) -> str:
+    """``nbytes`` bytes from the operating system's CSPRNG as hex, drawn from a per-thread pool.
+
+    ``secrets.token_hex`` makes one system call per id, a tenth of a single-image request's
+    time in the profile (``make bench-serving``); the pool makes one per ~400 ids.
+    """
+    entropy = _ENTROPY
+    if entropy.pid != os.getpid() or entropy.at + nbytes > len(entropy.pool):
+        entropy.pid, entropy.pool, entropy.at = os.getpid(), os.urandom(_POOL_BYTES), 0
+    entropy.at += nbytes
+    return entropy.pool[entropy.at - nbytes : entropy.at].hex()
 
 
 def event_hour(event_id: str) -> int:
@@ -202,7 +232,7 @@ class RedisEvents:
     def window(self, size: int, model_version: str | None = None) -> Window:
         """See :class:`EventSource`."""
         seen: set[str] = set()
-        by_version: dict[str, list[tuple[str, float, int, float, bytes]]] = {}
+        by_version: dict[str, list[tuple[str, float, int, float, bytes, str]]] = {}
         order: list[str] = []
         for fields in self.entries(self.keys.predictions):
             event_id = _text(fields[b"id"])
@@ -216,7 +246,8 @@ class RedisEvents:
             rows = by_version[version]
             if len(rows) < size:
                 rows.append((event_id, float(fields[b"ts"]), int(fields[b"c"]),
-                             float(fields[b"p"]), fields.get(b"img", b"")))  # fmt: skip
+                             float(fields[b"p"]), fields.get(b"img", b""),
+                             _text(fields.get(b"m", b"savedmodel"))))  # fmt: skip
             if model_version is not None and len(by_version.get(model_version, [])) >= size:
                 break
         version = pick_version(order, model_version, f"{self.url} {self.keys.predictions}")
@@ -256,11 +287,11 @@ def open_events(where: str | Path, prefix: str = DEFAULT_PREFIX) -> EventSource:
 
 def encode_event(
     event_id: str, ts: float, version: str, cls: int, conf: float, image: bytes | None, pid: int,
-    host: str,
+    host: str, variant: str = "savedmodel",
 ) -> dict[Any, Any]:  # fmt: skip
     """The stream fields of one event (``image`` None: this event does not carry its input)."""
     fields: dict[Any, Any] = {
-        "id": event_id, "ts": repr(ts), "v": version, "c": cls, "p": repr(conf),
+        "id": event_id, "ts": repr(ts), "v": version, "m": variant, "c": cls, "p": repr(conf),
         "pid": pid, "host": host,
     }  # fmt: skip
     if image is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,8 @@ CREATE TABLE IF NOT EXISTS predictions (
     confidence REAL NOT NULL,
     image BLOB NOT NULL,           -- {IMAGE_BYTES} bytes: the uint8 28x28 input, row-major
     worker_pid INTEGER NOT NULL,
-    event_id TEXT                  -- the server's id, returned to the client (NULL: older rows)
+    event_id TEXT,                 -- the server's id, returned to the client (NULL: older rows)
+    variant TEXT NOT NULL DEFAULT 'savedmodel'  -- which runtime of the model answered
 );
 CREATE TABLE IF NOT EXISTS labels (
     event_id TEXT PRIMARY KEY,     -- one true label per answered image
@@ -38,17 +40,24 @@ CREATE TABLE IF NOT EXISTS labels (
 INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS predictions_event_id ON predictions (event_id)"
 INSERT = (
     "INSERT OR IGNORE INTO predictions"
-    " (ts, model_version, predicted_class, confidence, image, worker_pid, event_id)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " (ts, model_version, predicted_class, confidence, image, worker_pid, event_id, variant)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
-Row = tuple[float, str, int, float, bytes, int, str]
+Row = tuple[float, str, int, float, bytes, int, str, str]
+
+
 _WINDOW = (
-    "SELECT {}, ts, predicted_class, confidence, image FROM predictions"
+    "SELECT {}, ts, predicted_class, confidence, image, {} FROM predictions"
     " WHERE model_version = ? ORDER BY id DESC LIMIT ?"
 )
-WINDOW = _WINDOW.format("coalesce(event_id, 'row-' || id)")
-WINDOW_BEFORE_EVENT_IDS = _WINDOW.format("'row-' || id")  # a log from before event ids
+
+
+def window_query(columns: set[str]) -> str:
+    """The window's SELECT for a log with these ``predictions`` columns (older logs lack some)."""
+    event_id = "coalesce(event_id, 'row-' || id)" if "event_id" in columns else "'row-' || id"
+    variant = "variant" if "variant" in columns else "'savedmodel'"
+    return _WINDOW.format(event_id, variant)
 
 
 class LogError(Exception):
@@ -68,7 +77,9 @@ class Window:
     """The most recent predictions of one model, newest first.
 
     ``images`` holds the inputs of the events that carried one (``has_image``); the stream may
-    carry only a share of them. ``labels`` maps the window's labelled event ids to true labels.
+    carry only a share of them. ``labels`` maps the window's labelled event ids to true labels;
+    ``variants`` counts the events each runtime of the model answered (``savedmodel``,
+    ``tflite-float``, ``tflite-int8``), whose outputs differ slightly.
     """
 
     model_version: str
@@ -79,6 +90,7 @@ class Window:
     has_image: npt.NDArray[np.bool_]
     images: npt.NDArray[np.uint8]
     labels: dict[str, int] = field(default_factory=dict)
+    variants: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         """How many predictions the window holds."""
@@ -95,6 +107,10 @@ def _open(path: Path, timeout: float) -> sqlite3.Connection:
             columns = {name for _, name, *_ in db.execute("PRAGMA table_info(predictions)")}
             if "event_id" not in columns:  # a log written before event ids existed
                 db.execute("ALTER TABLE predictions ADD COLUMN event_id TEXT")
+            if "variant" not in columns:  # ... or before the TFLite variants
+                db.execute(
+                    "ALTER TABLE predictions ADD COLUMN variant TEXT NOT NULL DEFAULT 'savedmodel'"
+                )
             db.execute(INDEX)
     except sqlite3.Error:
         db.close()
@@ -153,10 +169,12 @@ def add_label(db: sqlite3.Connection, event_id: str, label: int, ts: float) -> i
 
 def to_window(
     version: str,
-    rows: list[tuple[str, float, int, float, bytes]],
+    rows: list[tuple[str, float, int, float, bytes, str]],
     labels: dict[str, int],
 ) -> Window:
-    """A window from ``(event_id, ts, class, confidence, image or b"")`` rows, newest first.
+    """A window from ``(event_id, ts, class, confidence, image or b"", variant)`` rows.
+
+    The rows come newest first.
 
     Raises:
         LogError: If an image is neither absent nor 28x28 bytes.
@@ -175,6 +193,7 @@ def to_window(
         has_image,
         np.frombuffer(blob, np.uint8).reshape(-1, *IMAGE_SHAPE),
         {i: labels[i] for i in ids if i in labels},
+        dict(Counter(r[5] for r in rows)),
     )
 
 
@@ -214,8 +233,7 @@ def read_window(path: Path, window: int, model_version: str | None = None) -> Wi
             )]  # fmt: skip
             version = pick_version(versions, model_version, str(path))
             columns = {name for _, name, *_ in db.execute("PRAGMA table_info(predictions)")}
-            query = WINDOW if "event_id" in columns else WINDOW_BEFORE_EVENT_IDS
-            rows = db.execute(query, (version, window)).fetchall()
+            rows = db.execute(window_query(columns), (version, window)).fetchall()
             has_labels = db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'labels'"
             ).fetchone()

@@ -23,15 +23,17 @@ def labelled_log(path: Path, n: int) -> list[str]:
     live = make_digits(n, seed=21)
     db = connect(path)
     ids = [new_event_id() for _ in range(n)]
-    rows = [(time.time(), "sha256:live", (int(y) + (i % 5 < 2)) % 10, 0.9, x.tobytes(), 1, e)
-            for i, (x, y, e) in enumerate(zip(live.x, live.y, ids, strict=True))]  # fmt: skip
+    answers = enumerate(zip(live.x, live.y, ids, strict=True))
+    rows = [(time.time(), "sha256:live", (int(y) + (i % 5 < 2)) % 10, 0.9, x.tobytes(), 1, e,
+             "savedmodel") for i, (x, y, e) in answers]  # fmt: skip
     with db:
         db.executemany(INSERT, rows)
     for event_id, label in zip(ids, live.y.tolist(), strict=True):
         add_label(db, event_id, label, time.time())
     # One more answered image without a label: not training data.
     with db:
-        db.execute(INSERT, (time.time(), "sha256:live", 3, 0.5, bytes(784), 1, new_event_id()))
+        row = (time.time(), "sha256:live", 3, 0.5, bytes(784), 1, new_event_id(), "tflite-int8")
+        db.execute(INSERT, row)
     db.close()
     return ids
 

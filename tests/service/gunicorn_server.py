@@ -29,7 +29,11 @@ class Server:
 
 @contextlib.contextmanager
 def gunicorn_server(
-    tmp_path: Path, env: dict[str, str], workers: int = 2, timeout: float = 90
+    tmp_path: Path,
+    env: dict[str, str],
+    workers: int = 2,
+    timeout: float = 90,
+    config: Path = PROJECT_ROOT / "gunicorn.conf.py",
 ) -> Iterator[Server]:
     """Start Gunicorn with ``workers`` workers; yield once every worker answers ready."""
     port = free_port()
@@ -49,7 +53,7 @@ def gunicorn_server(
     log_file = tmp_path / "gunicorn.log"
     with log_file.open("wb") as log:
         process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py"],
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", str(config)],
             cwd=PROJECT_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 
-from app.image_input import ImageInputError, image_to_mnist, to_mnist
+from app.image_input import ImageInputError, center_of_mass, image_to_mnist, shift_linear, to_mnist
 
 
 def mnist_seven() -> np.ndarray:
@@ -82,3 +82,21 @@ def test_blank_and_oversized_images_are_refused() -> None:
     Image.new("L", (8, 8), 0).save(gif, "GIF")
     with pytest.raises(ImageInputError, match="unsupported image format GIF"):
         image_to_mnist(gif.getvalue())
+
+
+def test_the_numpy_centring_equals_scipy_ndimage() -> None:
+    """The service centres without SciPy (the slim image has none); the result must not move."""
+    rng = np.random.default_rng(0)
+    for trial in range(500):
+        frame = np.zeros((28, 28), np.float32)
+        height, width = rng.integers(1, 21, 2)
+        frame[4 : 4 + height, 4 : 4 + width] = rng.uniform(0, 255, (height, width))
+        if trial % 3 == 0:  # ink up to the edges: the boundary rule matters
+            frame = rng.uniform(0, 255, (28, 28)).astype(np.float32)
+        dy, dx = rng.uniform(-6, 6, 2)
+        if trial % 7 == 0:
+            dy, dx = float(rng.integers(-3, 4)), float(rng.integers(-3, 4))
+        np.testing.assert_allclose(center_of_mass(frame), ndimage.center_of_mass(frame))
+        np.testing.assert_allclose(
+            shift_linear(frame, dy, dx), ndimage.shift(frame, (dy, dx), order=1), atol=1e-3
+        )

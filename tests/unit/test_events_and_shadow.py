@@ -58,6 +58,7 @@ def test_a_log_written_before_event_ids_is_upgraded_and_still_read(tmp_path: Pat
     window = open_events(path).window(10)
     assert window.event_ids == ["e2", "row-1"]
     assert window.labels == {"e2": 4}
+    assert window.variants == {"savedmodel": 2}  # rows from before the variants: the SavedModel
     assert [e.event_id for e in SqliteEvents(path).labelled()] == ["e2"]
 
 

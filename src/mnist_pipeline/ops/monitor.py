@@ -244,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         "columns": summary["columns"],
         "drifted_columns": drifted,
         "model_version": current.model_version,
+        # Which runtimes answered the window, beside the one the reference was computed with.
+        "variants": {
+            "window": dict(current.window.variants),
+            "reference": str(info.get("variant", "savedmodel")),
+        },
         "window": {
             "from": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(current.first_ts)),
             "to": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(current.last_ts)),
