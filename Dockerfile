@@ -3,26 +3,39 @@
 #   with the exported model baked in (default, from models/mnist after `make repro`), or
 #   docker build --build-arg BAKE_MODEL=false -t mnist-api .  and run with
 #   -e MODEL_URI=models:/mnist-classifier@production -e MLFLOW_TRACKING_URI=http://mlflow:5000
+# The slim image (TFLite through LiteRT, no TensorFlow): docker build --target slim -t mnist-api:slim .
 # No `# syntax=` line: it makes BuildKit pull a frontend image, and the classic builder
 # (DOCKER_BUILDKIT=0) builds this file as it is where no registry is reachable.
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
-FROM ${PYTHON_IMAGE} AS build
+# One venv script for every image (docker/make-venv.sh): only the lock differs.
+FROM ${PYTHON_IMAGE} AS venv-base
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY requirements-serve.lock /tmp/requirements-serve.lock
 # docker/wheels: the locked wheels downloaded on the host (`make image`), so a rebuild does not
 # fetch 400 MB again; empty (only .gitkeep) means pip fetches them from the index.
 COPY docker/wheels/ /tmp/wheels/
-RUN python -m venv /opt/venv \
-    && if ls /tmp/wheels/*.whl >/dev/null 2>&1; then \
-         /opt/venv/bin/pip install --no-deps --no-index --find-links /tmp/wheels -r /tmp/requirements-serve.lock; \
-       else /opt/venv/bin/pip install --no-deps -r /tmp/requirements-serve.lock; fi
+COPY docker/make-venv.sh /tmp/make-venv.sh
 
-FROM build AS model
+FROM venv-base AS build
+COPY requirements-serve.lock /tmp/requirements.lock
+RUN sh /tmp/make-venv.sh /tmp/requirements.lock
+
+# The slim image's venv: LiteRT, no TensorFlow, no SciPy (requirements-slim.lock).
+FROM venv-base AS slim-build
+COPY requirements-slim.lock /tmp/requirements.lock
+RUN sh /tmp/make-venv.sh /tmp/requirements.lock --slim
+
+FROM venv-base AS model
 ARG BAKE_MODEL=true
 COPY models/ /tmp/models/
-# An empty directory when not baking: the model then comes from MODEL_URI at start.
-RUN mkdir -p /srv/models && if [ "$BAKE_MODEL" = "true" ]; then cp -r /tmp/models/mnist /srv/models/mnist; fi
+# An empty directory when not baking: the model then comes from MODEL_URI at start. The slim
+# image takes only what its variants read: the TFLite files and the identity record.
+RUN mkdir -p /srv/models /srv/slim-models/mnist/assets \
+    && if [ "$BAKE_MODEL" = "true" ]; then \
+         cp -r /tmp/models/mnist /srv/models/mnist \
+         && cp -r /tmp/models/mnist/lite /srv/slim-models/mnist/lite \
+         && cp /tmp/models/mnist/assets/model.json /srv/slim-models/mnist/assets/; \
+       else rm -rf /srv/slim-models/mnist; fi
 
 # The drift monitor (mnist-monitor), a sibling image from the same Dockerfile and the same pins
 # (requirements-monitor.lock, within requirements.lock): no TensorFlow, no Flask.
@@ -30,14 +43,9 @@ RUN mkdir -p /srv/models && if [ "$BAKE_MODEL" = "true" ]; then cp -r /tmp/model
 #   runtime stage stays last, so a plain `docker build .` builds the service)
 # It reads the service's prediction log (a shared volume) and data/reference (mounted), and
 # writes reports/drift/drift.json, which the service turns into its drift gauges.
-FROM ${PYTHON_IMAGE} AS monitor-build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY requirements-monitor.lock /tmp/requirements-monitor.lock
-COPY docker/wheels/ /tmp/wheels/
-RUN python -m venv /opt/venv \
-    && if ls /tmp/wheels/*.whl >/dev/null 2>&1; then \
-         /opt/venv/bin/pip install --no-deps --no-index --find-links /tmp/wheels -r /tmp/requirements-monitor.lock; \
-       else /opt/venv/bin/pip install --no-deps -r /tmp/requirements-monitor.lock; fi
+FROM venv-base AS monitor-build
+COPY requirements-monitor.lock /tmp/requirements.lock
+RUN sh /tmp/make-venv.sh /tmp/requirements.lock
 
 FROM ${PYTHON_IMAGE} AS monitor
 ENV PYTHONUNBUFFERED=1 \
@@ -61,7 +69,8 @@ USER 1000
 # Exit 0 no drift, 1 drift, 2 error, 3 too few predictions; `--every 300` runs it on a schedule.
 ENTRYPOINT ["python", "-m", "mnist_pipeline.ops.monitor", "--log", "/var/lib/mnist/predictions.db"]
 
-FROM ${PYTHON_IMAGE} AS runtime
+# What both service images share: settings, user, code, health check, entrypoint.
+FROM ${PYTHON_IMAGE} AS service
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
@@ -75,8 +84,6 @@ ENV PYTHONUNBUFFERED=1 \
 # uid 1000, no login shell, owns only the writable state directory.
 RUN useradd --uid 1000 --create-home --shell /usr/sbin/nologin app \
     && mkdir -p /var/lib/mnist /tmp/prometheus && chown app:app /var/lib/mnist /tmp/prometheus
-COPY --from=build /opt/venv /opt/venv
-COPY --from=model /srv/models /srv/models
 WORKDIR /srv
 COPY --chown=root:root app/ /srv/app/
 # The contracts the service shares with the pipeline (no training code comes along).
@@ -88,3 +95,16 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; port = os.environ['BIND'].rsplit(':', 1)[1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/health/live', timeout=4)"]
 ENTRYPOINT ["/srv/entrypoint.sh"]
+
+# The slim service: the int8 TFLite variant through LiteRT (MODEL_VARIANT=tflite-float also
+# works), no TensorFlow in the image. docker build --target slim -t mnist-api:slim .
+FROM service AS slim
+ENV MODEL_VARIANT=tflite-int8
+COPY --from=slim-build /opt/venv /opt/venv
+COPY --from=model /srv/slim-models /srv/models
+
+# The full service (the default target: keep it last): TensorFlow, every variant, the SavedModel
+# by default.
+FROM service AS runtime
+COPY --from=build /opt/venv /opt/venv
+COPY --from=model /srv/models /srv/models

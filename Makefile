@@ -81,16 +81,19 @@ bench-serving: setup  ## Benchmark the service against `mlflow models serve` (ne
 
 IMAGE ?= mnist-api:latest
 MONITOR_IMAGE ?= mnist-monitor:latest
+SLIM_IMAGE ?= mnist-api:slim
 # Bake models/mnist in when it exists (after `make repro`); else the image needs MODEL_URI.
 BAKE_MODEL ?= $(if $(wildcard models/mnist/saved_model.pb),true,false)
-image: setup  ## Build the service and monitor images (model baked in when models/mnist exists).
+image: setup  ## Build the service, slim (LiteRT) and monitor images (model baked in when models/mnist exists).
 	$(BIN)/pip download --quiet --no-deps --only-binary=:all: -d docker/wheels \
-	  -r requirements-serve.lock -r requirements-monitor.lock 2> >(grep -v "is ignored" >&2)
+	  -r requirements-serve.lock -r requirements-slim.lock -r requirements-monitor.lock \
+	  2> >(grep -v "is ignored" >&2)
 	# The classic builder builds every stage before the target: both builds get the same args.
 	base=$$(bash docker/base-image.sh) && \
 	args="--build-arg PYTHON_IMAGE=$$base --build-arg BAKE_MODEL=$(BAKE_MODEL)" && \
 	DOCKER_BUILDKIT=0 docker build --quiet $$args -t $(IMAGE) . && \
-	DOCKER_BUILDKIT=0 docker build --quiet $$args --target monitor -t $(MONITOR_IMAGE) .
+	DOCKER_BUILDKIT=0 docker build --quiet $$args --target monitor -t $(MONITOR_IMAGE) . && \
+	DOCKER_BUILDKIT=0 docker build --quiet $$args --target slim -t $(SLIM_IMAGE) .
 
 bench-image: setup  ## Image benchmark: size, what takes the space, ready time, worker memory.
 	$(BIN)/python scripts/bench_image.py
@@ -122,8 +125,8 @@ lock: setup  ## Rewrite requirements.lock from the current .venv.
 	{ head -n 2 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v -E "^pip=="; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
-lock-serve: setup  ## Rewrite the containers' locks (requirements-{serve,monitor}.lock) within requirements.lock.
-	for image in serve monitor; do \
+lock-serve: setup  ## Rewrite the containers' locks (requirements-{serve,slim,monitor}.lock) within requirements.lock.
+	for image in serve slim monitor; do \
 	  rm -rf .venv-$$image && $(PYTHON) -m venv .venv-$$image && \
 	  .venv-$$image/bin/pip install --quiet -r requirements-$$image.in -c requirements.lock && \
 	  { head -n 2 requirements-$$image.lock; .venv-$$image/bin/pip freeze | grep -v -E "^pip=="; } > requirements-$$image.lock.new && \

@@ -1,13 +1,15 @@
-"""Benchmark the service image: its size, what takes the space, and how fast it is ready.
+"""Benchmark the service images: their size, what takes the space, and how fast they are ready.
 
-Builds the image with ``make image`` (the model baked in from ``models/mnist``), then measures:
+Builds the images with ``make image`` (the model baked in from ``models/mnist``), then measures,
+for the service image and for the slim one (``--target slim``: TFLite int8 through LiteRT):
 
 1. the image's size, and its layers (``docker history``) largest first;
 2. the largest installed packages in the image's virtual environment (``du`` inside it);
 3. seconds from ``docker run`` to ``/health/ready`` answering 200, read-only, as uid 1000;
 4. each worker's resident memory once ready (``/proc`` inside the container).
 
-Writes ``reports/bench_image.json``. Usage: ``make bench-image`` (needs a Docker engine).
+Writes ``reports/bench_image.json`` (the slim image's figures under ``slim``).
+Usage: ``make bench-image`` (needs a Docker engine).
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import free_port  # noqa: E402 - the tests' own loopback port picker
+from tests.containers import gunicorn_rss_kb, wait_ready  # noqa: E402
 
 IMAGE = "mnist-api:bench"
+SLIM_IMAGE = "mnist-api:bench-slim"
 SITE = "/opt/venv/lib/python3.11/site-packages"
 
 
@@ -40,12 +42,12 @@ def run(*cmd: str) -> str:
     return result.stdout.strip()
 
 
-def layers() -> list[dict[str, Any]]:
+def layers(image: str = IMAGE) -> list[dict[str, Any]]:
     """The image's non-empty layers, largest first, with the instruction that made each."""
     rows = [
         json.loads(line)
         for line in run(
-            "docker", "history", "--no-trunc", "--human=false", "--format", "{{json .}}", IMAGE
+            "docker", "history", "--no-trunc", "--human=false", "--format", "{{json .}}", image
         ).splitlines()
     ]
     sized = [
@@ -56,7 +58,7 @@ def layers() -> list[dict[str, Any]]:
     return sorted(sized, key=lambda r: r["mb"], reverse=True)
 
 
-def packages(top: int = 12) -> list[dict[str, Any]]:
+def packages(image: str = IMAGE, top: int = 12) -> list[dict[str, Any]]:
     """The largest directories of the image's site-packages."""
     out = run(
         "docker",
@@ -64,7 +66,7 @@ def packages(top: int = 12) -> list[dict[str, Any]]:
         "--rm",
         "--entrypoint",
         "sh",
-        IMAGE,
+        image,
         "-c",
         f"du -sk {SITE}/* | sort -rn | head -n {top}",
     )
@@ -75,37 +77,24 @@ def packages(top: int = 12) -> list[dict[str, Any]]:
     return rows
 
 
-def ready_and_rss() -> dict[str, Any]:
+def ready_and_rss(image: str = IMAGE) -> dict[str, Any]:
     """Seconds from ``docker run`` to ready, and the workers' resident memory."""
     port = free_port()
     name = f"mnist-bench-{port}"
-    started = time.perf_counter()
+    started = time.monotonic()
     run(
         "docker", "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp",  # noqa: S108 - the container's own /tmp
-        "--tmpfs", "/var/lib/mnist:uid=1000,gid=1000", "-p", f"127.0.0.1:{port}:8000", IMAGE,
+        "--tmpfs", "/var/lib/mnist:uid=1000,gid=1000", "-p", f"127.0.0.1:{port}:8000", image,
     )  # fmt: skip
     try:
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.perf_counter() - started > 180:
-                raise SystemExit("bench: the container was not ready in 180 s")
-            time.sleep(0.2)
-        ready_s = time.perf_counter() - started
+        try:
+            ready_s = wait_ready(f"http://127.0.0.1:{port}", started, 180, lambda: True)
+        except TimeoutError as err:
+            raise SystemExit(f"bench: {err}") from None
         time.sleep(3)  # the second worker finishes its warm-up
-        rss = run(
-            "docker", "exec", name, "sh", "-c",
-            "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = gunicorn ] && "
-            "echo $(basename $p) $(awk '/VmRSS/ {print $2}' $p/status); done; true",
-        )  # fmt: skip
+        processes = gunicorn_rss_kb(name)
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
-    processes = sorted(
-        (int(pid), int(kb)) for pid, kb in (line.split() for line in rss.splitlines())
-    )
     return {
         "ready_s": round(ready_s, 1),
         "rss_mb": {
@@ -118,7 +107,7 @@ def ready_and_rss() -> dict[str, Any]:
 def main() -> None:
     """Build, measure, write ``reports/bench_image.json``."""
     built = time.perf_counter()
-    run("make", "image", f"IMAGE={IMAGE}")
+    run("make", "image", f"IMAGE={IMAGE}", f"SLIM_IMAGE={SLIM_IMAGE}")
     build_s = time.perf_counter() - built
     inspect = json.loads(run("docker", "image", "inspect", IMAGE))[0]
     commit = run("git", "rev-parse", "--short", "HEAD")
@@ -131,10 +120,19 @@ def main() -> None:
         "layers": layers(),
         "largest_packages": packages(),
         **ready_and_rss(),
-    }
+        "slim": {
+            "image": "docker build --target slim (MODEL_VARIANT=tflite-int8, LiteRT)",
+            "image_mb": round(int(json.loads(run("docker", "image", "inspect", SLIM_IMAGE))[0]
+                                  ["Size"]) / 1e6, 1),
+            "layers": layers(SLIM_IMAGE),
+            "largest_packages": packages(SLIM_IMAGE),
+            **ready_and_rss(SLIM_IMAGE),
+        },
+    }  # fmt: skip
     out = ROOT / "reports" / "bench_image.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: report[k] for k in ("image_mb", "ready_s", "rss_mb")}))
+    keys = ("image_mb", "ready_s", "rss_mb")
+    print(json.dumps({k: report[k] for k in keys} | {"slim": {k: report["slim"][k] for k in keys}}))
 
 
 if __name__ == "__main__":

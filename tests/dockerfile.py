@@ -19,7 +19,11 @@ class Instruction:
 
 
 def stages(path: Path) -> dict[str, list[Instruction]]:
-    """The instructions of each build stage, by stage name (``AS name``)."""
+    """The instructions of each build stage, by stage name (``AS name``).
+
+    A stage built ``FROM`` an earlier stage starts with that stage's instructions, as Docker
+    carries its ENV, USER, HEALTHCHECK and ENTRYPOINT over.
+    """
     found: dict[str, list[Instruction]] = {}
     current: list[Instruction] | None = None
     for item in DockerfileParser(str(path)).structure:
@@ -27,7 +31,8 @@ def stages(path: Path) -> dict[str, list[Instruction]]:
         if keyword == "FROM":
             words = value.split()
             name = words[-1] if len(words) >= 3 and words[-2].upper() == "AS" else str(len(found))
-            current = found.setdefault(name, [])
+            base = words[0] if words else ""
+            current = found.setdefault(name, list(found.get(base, [])))
         elif keyword != "COMMENT" and current is not None:
             current.append(Instruction(keyword, value))
     return found

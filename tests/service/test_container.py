@@ -22,11 +22,13 @@ import pytest
 import requests
 
 from tests.conftest import PROJECT_ROOT, free_port
+from tests.containers import gunicorn_rss_kb, wait_ready
 from tests.servers import mlflow_server
 
 pytestmark = pytest.mark.slow
 IMAGE = "mnist-api:test"
 MONITOR_IMAGE = "mnist-monitor:test"
+SLIM_IMAGE = "mnist-api:slim-test"
 NAME = "mnist-classifier"
 
 
@@ -48,7 +50,8 @@ def image() -> str:
     if info.returncode != 0:
         pytest.skip(f"no Docker engine running: {info.stderr.strip().splitlines()[-1:]}")
     built = subprocess.run(
-        ["make", "image", f"IMAGE={IMAGE}", f"MONITOR_IMAGE={MONITOR_IMAGE}"],
+        ["make", "image", f"IMAGE={IMAGE}", f"MONITOR_IMAGE={MONITOR_IMAGE}",
+         f"SLIM_IMAGE={SLIM_IMAGE}"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1800, check=False,
     )  # fmt: skip
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-3000:]
@@ -125,6 +128,54 @@ def test_the_image_serves_the_registry_model_read_only_and_loses_no_prediction(
         docker("rm", "-f", name, check=False)
 
 
+def test_the_slim_image_serves_tflite_without_tensorflow(
+    image: str, registry: str, tiny_model: Path
+) -> None:
+    """The LiteRT image pulls the same registered model and serves its int8 variant."""
+    from mnist_contracts.model import read_identity
+
+    port = free_port()
+    name = f"mnist-slim-{port}"
+    started = time.monotonic()
+    docker(
+        "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp", "--network", "host",
+        "--tmpfs", "/var/lib/mnist:uid=1000,gid=1000",
+        "-e", f"BIND=127.0.0.1:{port}", "-e", "WEB_CONCURRENCY=2",
+        "-e", f"MODEL_URI=models:/{NAME}@production", "-e", f"MLFLOW_TRACKING_URI={registry}",
+        SLIM_IMAGE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            ready_s = wait_ready(url, started, 120, lambda: running(name))
+        except TimeoutError as err:
+            pytest.fail(f"slim container: {err}\n" + logs(name))
+        metadata = requests.get(f"{url}/metadata", timeout=10).json()
+        assert metadata["variant"] == "tflite-int8"
+        assert metadata["model_version"] == read_identity(tiny_model).digest
+        r = requests.post(f"{url}/predict", json={"image": [[0] * 28] * 28}, timeout=10)
+        assert r.status_code == 200, r.text
+        probs = r.json()["predictions"][0]["probabilities"]
+        assert abs(sum(probs) - 1) < 1e-3
+        # Not installed at all: no code path can bring TensorFlow (or SciPy) in.
+        result = subprocess.run(
+            ["docker", "exec", name, "python", "-c", "import tensorflow"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert result.returncode != 0
+        assert "No module named 'tensorflow'" in result.stderr
+        rss = [kb // 1024 for _, kb in gunicorn_rss_kb(name)]
+        size = int(docker("image", "inspect", "-f", "{{.Size}}", SLIM_IMAGE))
+        full = int(docker("image", "inspect", "-f", "{{.Size}}", IMAGE))
+        assert size < full / 3
+        print(
+            f"slim image {size / 1e6:.0f} MB (service image {full / 1e6:.0f} MB), ready in "
+            f"{ready_s:.1f} s, gunicorn RSS (master first) {rss} MB"
+        )
+    finally:
+        docker("rm", "-f", name, check=False)
+
+
 def monitor_verdict(tmp_path: Path, state: Path, model: Path) -> dict[str, object]:
     """Run the monitor image once against the service's log volume; return drift.json."""
     from mnist_pipeline.dataset import save_split
@@ -154,6 +205,11 @@ def monitor_verdict(tmp_path: Path, state: Path, model: Path) -> dict[str, objec
     assert result.returncode in (0, 1), result.stdout + result.stderr
     verdict: dict[str, object] = json.loads((out / "drift.json").read_text())
     return verdict
+
+
+def running(name: str) -> bool:
+    """Whether the container is still running."""
+    return docker("inspect", "-f", "{{.State.Running}}", name, check=False) == "true"
 
 
 def logs(name: str) -> str:

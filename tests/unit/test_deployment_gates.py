@@ -30,11 +30,11 @@ def test_hadolint_is_clean(dockerfile: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def runtime_problems(dockerfile: Path) -> list[str]:
-    """What is wrong with the runtime stage of ``dockerfile``, read as instructions."""
-    runtime = stages(dockerfile).get("runtime")
+def runtime_problems(dockerfile: Path, stage: str = "runtime") -> list[str]:
+    """What is wrong with a service stage of ``dockerfile``, read as instructions."""
+    runtime = stages(dockerfile).get(stage)
     if runtime is None:
-        return ["no stage named runtime"]
+        return [f"no stage named {stage}"]
     problems = []
     if last(runtime, "USER") != "1000":
         problems.append(f"USER is {last(runtime, 'USER')!r}, not 1000")
@@ -50,11 +50,19 @@ def runtime_problems(dockerfile: Path) -> list[str]:
 
 def test_runtime_image_is_small_and_unprivileged() -> None:
     assert runtime_problems(PROJECT_ROOT / "Dockerfile") == []
+    assert runtime_problems(PROJECT_ROOT / "Dockerfile", "slim") == []
     serve = (PROJECT_ROOT / "requirements-serve.lock").read_text().lower().replace("_", "-")
     for heavy in ("dvc==", "evidently==", "pytest==", "mlflow==", "pandas=="):
         assert heavy not in serve, heavy
     for needed in ("tensorflow-cpu==", "gunicorn==", "flask-openapi3==", "mlflow-skinny=="):
         assert needed in serve, needed
+    # The slim image serves through LiteRT alone: neither TensorFlow nor SciPy is installed.
+    slim = (PROJECT_ROOT / "requirements-slim.lock").read_text().lower().replace("_", "-")
+    for heavy in ("tensorflow", "keras==", "scipy==", "mlflow==", "pandas=="):
+        assert heavy not in slim, heavy
+    for needed in ("ai-edge-litert==", "gunicorn==", "flask-openapi3==", "mlflow-skinny=="):
+        assert needed in slim, needed
+    assert env(stages(PROJECT_ROOT / "Dockerfile")["slim"]).get("MODEL_VARIANT") == "tflite-int8"
     ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "data", ".dvc/cache"} <= set(ignored)
 
