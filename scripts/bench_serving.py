@@ -7,6 +7,12 @@ the same ``wrk`` load (single images at concurrency 1, 8 and 32; batches of 64 a
 measures the HTTP floor (``/health/live``) and the in-process SavedModel, and writes
 ``reports/bench_serving.json`` and ``reports/bench_serving.md``.
 
+The model's variants (``MODEL_VARIANT``: the SavedModel, TFLite float and int8 through LiteRT)
+are compared in one run: each service's single-image (c=8) and batch-256 figures beside its own
+``/health/live`` and beside the same variant called in-process; and a profile of the service's
+request path (cProfile over the Flask app, self time grouped by where the code lives) says where
+the time beyond the model goes.
+
 Usage: ``make bench-serving`` (needs ``wrk`` and ``redis-server``: ``apt-get install wrk
 redis-server``). Not part of the tests.
 """
@@ -34,6 +40,7 @@ from mnist_contracts.events import DEFAULT_MAXLEN
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))  # app/ (the service's own model loader) beside src/
 
 LUA = """
 local body = os.getenv("WRK_BODY_FILE")
@@ -52,6 +59,10 @@ done = function(summary, latency, requests)
     latency:percentile(50) / 1e3, latency:percentile(95) / 1e3, latency:percentile(99) / 1e3))
 end
 """
+
+
+LITE = ("tflite-float", "tflite-int8")
+VARIANT_SCENARIOS = ("1 image, c=8", "256 images, c=4")
 
 
 def free_port() -> int:
@@ -92,21 +103,126 @@ def wrk(url: str, body: Path | None, connections: int, seconds: int, lua: Path) 
     return result
 
 
-def in_process_images_per_s(model_dir: Path, batch: int = 256, rounds: int = 40) -> float:
-    """Images/s of the SavedModel's serve function called directly, batch 256.
+def in_process_images_per_s(
+    model_dir: Path, batch: int = 256, seconds: float = 3.0, variant: str = "savedmodel"
+) -> float:
+    """Images/s of one variant called directly, one thread, ``batch`` images a call.
 
-    Through the same contract the service uses (:func:`mnist_contracts.model.load_serve`).
+    Through the same function the service calls (:func:`app.model.load_runtime`).
     """
-    from mnist_contracts.model import IMAGE_SHAPE, load_serve
+    from app.model import load_runtime
+    from mnist_contracts.model import IMAGE_SHAPE
 
-    serve = load_serve(model_dir)
-    images = np.random.default_rng(0).integers(0, 256, (batch, *IMAGE_SHAPE), np.uint8)
+    serve = load_runtime(model_dir, variant)  # type: ignore[arg-type]
+    test = np.load(ROOT / "data/prepared/test.npz")["x"]
+    images = np.ascontiguousarray(test[:batch]) if batch <= len(test) else test
     for _ in range(5):
+        serve(images.reshape(-1, *IMAGE_SHAPE))
+    calls, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
         serve(images)
-    started = time.perf_counter()
-    for _ in range(rounds):
-        serve(images)
-    return batch * rounds / (time.perf_counter() - started)
+        calls += 1
+    return batch * calls / (time.perf_counter() - started)
+
+
+# Where a request's self time is spent, by the file (or, for built-ins, the name) of its code.
+AREAS = (
+    ("model runtime", ("ai_edge_litert", "tensorflow", "/keras/", "TFE_Py")),
+    ("JSON decode and encode", ("/json/", "flask/json", "_json.")),
+    ("validation (pydantic, flask-openapi3)", ("pydantic", "flask_openapi3")),
+    ("prediction log and event ids", ("app/prediction_log.py", "sqlite3", "queue.py",
+                                      "threading.py", "events.py", "urandom")),
+    ("metrics (prometheus)", ("prometheus", "app/metrics.py", "mmap")),
+    ("logging", ("/logging/", "app/logs.py")),
+    ("numpy", ("numpy",)),
+    ("service code (app/)", ("/app/",)),
+    ("Flask, Werkzeug", ("/flask/", "/werkzeug/")),
+)  # fmt: skip
+
+
+def profile_requests(
+    model_dir: Path, variant: str, tmp: Path, requests_n: int = 3000
+) -> dict[str, Any]:
+    """Profile single-image ``/predict`` (and ``/health/live``) through the WSGI app, in process.
+
+    The request is built once (werkzeug's ``EnvironBuilder``) and handed to the Flask app as
+    Gunicorn would, so no client code is in the profile; HTTP parsing is not either (it is what
+    ``/health/live`` measures over the wire). cProfile's self time is grouped into :data:`AREAS`.
+
+    Returns:
+        Microseconds per request in total and per area for both routes, and the costliest
+        functions of ``/predict``.
+    """
+    import cProfile
+    import io
+    import pstats
+
+    from werkzeug.test import EnvironBuilder
+
+    from app import create_app
+    from app.settings import Settings
+
+    settings = Settings.model_validate({
+        "model_dir": model_dir, "model_variant": variant,
+        "prediction_log": tmp / f"profile-{variant}.db",
+        "state_dir": tmp / f"profile-state-{variant}", "metrics_file": tmp / "none.json",
+        "log_level": "WARNING",
+    })  # fmt: skip
+    app = create_app(settings)
+    image = np.load(ROOT / "data/prepared/test.npz")["x"][0].tolist()
+    body = json.dumps({"image": image}).encode()
+
+    def start_response(status: str, headers: object, exc_info: object = None) -> None:
+        assert status.startswith("200"), status  # noqa: S101 - a benchmark's own check
+
+    def measure(path: str, data: bytes | None) -> tuple[float, pstats.Stats]:
+        builder = EnvironBuilder(path=path, method="POST" if data else "GET", data=data,
+                                 content_type="application/json" if data else None)  # fmt: skip
+        environ = builder.get_environ()
+
+        def call() -> None:
+            env = dict(environ)
+            env["wsgi.input"] = io.BytesIO(data or b"")
+            for _ in app(env, start_response):
+                pass
+
+        for _ in range(200):
+            call()
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.enable()
+        for _ in range(requests_n):
+            call()
+        profiler.disable()
+        return time.perf_counter() - started, pstats.Stats(profiler)
+
+    def grouped(stats: pstats.Stats) -> tuple[dict[str, float], list[tuple[float, str, str]]]:
+        areas: dict[str, float] = {name: 0.0 for name, _ in AREAS} | {"other": 0.0}
+        functions = []
+        for (file, line, name), row in stats.stats.items():  # type: ignore[attr-defined]
+            where = f"{file} {name}"
+            area = next((a for a, marks in AREAS if any(m in where for m in marks)), "other")
+            areas[area] += row[2]
+            functions.append((row[2], f"{Path(file).name}:{line} {name}", area))
+        return areas, sorted(functions, reverse=True)[:12]
+
+    predict_wall, predict_stats = measure("/predict", body)
+    live_wall, live_stats = measure("/health/live", None)
+    app.extensions["mnist_service"].prediction_log.close()
+    predict_areas, top = grouped(predict_stats)
+    live_areas, _ = grouped(live_stats)
+    per = 1e6 / requests_n
+    return {
+        "variant": variant,
+        "requests": requests_n,
+        "predict_us": round(predict_wall * per, 1),
+        "health_live_us": round(live_wall * per, 1),
+        "areas_us": {a: round(t * per, 1) for a, t in
+                     sorted(predict_areas.items(), key=lambda x: -x[1])},
+        "health_live_areas_us": {a: round(t * per, 1) for a, t in live_areas.items()},
+        "top_functions": [{"us": round(t * per, 1), "function": f, "area": a}
+                          for t, f, a in top],
+    }  # fmt: skip
 
 
 def bodies(directory: Path) -> dict[str, dict[str, Path]]:
@@ -125,8 +241,9 @@ def bodies(directory: Path) -> dict[str, dict[str, Path]]:
 
 
 def start_ours(
-    port: int, workers: int, tmp: Path, name: str = "ours", events_url: str | None = None
-) -> subprocess.Popen[bytes]:
+    port: int, workers: int, tmp: Path, name: str = "ours", events_url: str | None = None,
+    variant: str = "savedmodel",
+) -> subprocess.Popen[bytes]:  # fmt: skip
     """Gunicorn with the service, as ``make serve`` runs it (``events_url``: to Redis)."""
     prom = tmp / f"prometheus-{name}"
     prom.mkdir()
@@ -138,6 +255,7 @@ def start_ours(
         "PREDICTION_LOG": str(tmp / f"predictions-{name}.db"),
         "STATE_DIR": str(tmp / f"state-{name}"),
         "LOG_LEVEL": "WARNING",
+        "MODEL_VARIANT": variant,
     }
     if events_url is not None:
         # Room for every event of the run, so the stream can be checked against the answers.
@@ -203,6 +321,48 @@ def markdown(report: dict[str, Any]) -> str:
         "does not count the answers in flight at its deadline). Deployments bound the stream "
         f"(EVENTS_MAXLEN, default {DEFAULT_MAXLEN}); the run lifts the bound to count them all.",
     ]
+    lines += [
+        "",
+        "## The model's variants",
+        "",
+        "The same export served three ways (`MODEL_VARIANT`), each service beside its own "
+        "`/health/live` and beside the same variant called in-process (one thread, "
+        "`app.model.load_runtime`).",
+        "",
+        "| variant | /health/live req/s | 1 image c=8: req/s | p50 / p99 ms | of /health/live "
+        "| in-process 1 image/s | batch 256: images/s | p50 / p99 ms | in-process images/s "
+        "| of in-process |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for v in report["variants"]:
+        lines.append(
+            f"| {v['variant']} | {v['health_live_rps']:.0f} | {v['single_rps']:.0f} | "
+            f"{v['single_p50_ms']:.2f} / {v['single_p99_ms']:.2f} | {v['single_of_floor']:.2f}x | "
+            f"{v['in_process_single']:.0f} | {v['batch_images_per_s']:.0f} | "
+            f"{v['batch_p50_ms']:.1f} / {v['batch_p99_ms']:.1f} | {v['in_process_batch']:.0f} | "
+            f"{v['batch_of_in_process']:.2f}x |"
+        )
+    lines += [
+        "",
+        "## Where a request's time goes",
+        "",
+        "cProfile over the Flask app (the WSGI call Gunicorn makes, no HTTP parsing), "
+        "single-image `/predict`, self time per request grouped by where the code lives. The "
+        "prediction log's writer thread is not in it (it runs beside the request threads).",
+        "",
+        "| area | " + " | ".join(p["variant"] for p in report["profiles"]) + " |",
+        "|---|" + "---|" * len(report["profiles"]),
+    ]
+    areas = list(report["profiles"][0]["areas_us"])
+    for area in areas:
+        cells = " | ".join(f"{p['areas_us'].get(area, 0):.0f} us" for p in report["profiles"])
+        lines.append(f"| {area} | {cells} |")
+    for key, label in (("predict_us", "`/predict`"), ("health_live_us", "`/health/live`")):
+        cells = " | ".join(f"{p[key]:.0f} us" for p in report["profiles"])
+        lines.append(f"| wall time per {label} request (with the profiler) | {cells} |")
+    lines += ["", f"Costliest functions ({report['profiles'][-1]['variant']}):", ""]
+    lines += [f"- {f['us']} us: `{f['function']}` ({f['area']})"
+              for f in report["profiles"][-1]["top_functions"]]  # fmt: skip
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t['target']} | {t['measured']} | {t['met']} |" for t in report["targets"]]
     return "\n".join(lines) + "\n"
@@ -267,13 +427,46 @@ def targets(
     ]  # fmt: skip
 
 
+def variant_targets(variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The LiteRT goals: single images near the HTTP floor, batches near in-process speed."""
+    found = []
+    base = next(v for v in variants if v["variant"] == "savedmodel")
+    for v in variants:
+        if v["variant"] == "savedmodel":
+            continue
+        found += [
+            {"target": f"{v['variant']}, 1 image c=8: req/s >= 0.6x its /health/live",
+             "measured": f"{v['single_of_floor']:.2f}x ({v['single_rps']:.0f} of "
+                         f"{v['health_live_rps']:.0f} req/s)",
+             "met": v["single_of_floor"] >= 0.6},
+            {"target": f"{v['variant']}: /health/live no slower than the SavedModel service's "
+                       "(within 10%, this machine's run-to-run spread)",
+             "measured": f"{v['health_live_rps']:.0f} vs {base['health_live_rps']:.0f} req/s",
+             "met": v["health_live_rps"] >= 0.9 * base["health_live_rps"]},
+            {"target": f"{v['variant']}, batch 256: images/s >= 0.5x in-process",
+             "measured": f"{v['batch_of_in_process']:.2f}x ({v['batch_images_per_s']:.0f} of "
+                         f"{v['in_process_batch']:.0f} images/s)",
+             "met": v["batch_of_in_process"] >= 0.5},
+        ]  # fmt: skip
+    return found
+
+
 def main() -> None:
     """Run the benchmark and write the reports."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--model-uri", default="models:/mnist-classifier@candidate")
+    parser.add_argument(
+        "--profile-only", action="store_true", help="only profile the request path; write nothing"
+    )
     args = parser.parse_args()
+    if args.profile_only:
+        with tempfile.TemporaryDirectory(prefix="bench-profile-") as where:
+            for variant in ("savedmodel", *LITE):
+                print(json.dumps(profile_requests(ROOT / "models/mnist", variant, Path(where)),
+                                 indent=1))  # fmt: skip
+        return
     if shutil.which("wrk") is None:
         raise SystemExit("bench-serving: wrk is not installed; apt-get install wrk")
     if not (ROOT / "models/mnist/saved_model.pb").is_file():
@@ -300,21 +493,33 @@ def main() -> None:
             f"http://127.0.0.1:{mlflow_port}",
         ),
     }
+    for variant in LITE:
+        port = free_port()
+        servers[f"ours {variant}"] = (
+            start_ours(port, args.workers, tmp, variant, variant=variant),
+            f"http://127.0.0.1:{port}",
+        )
+    variant_server = {"savedmodel": "ours", **{v: f"ours {v}" for v in LITE}}
+    floors: dict[str, dict[str, Any]] = {}
     try:
-        wait_ready(servers["ours"][1] + "/health/ready", servers["ours"][0])
-        wait_ready(servers["ours+redis"][1] + "/health/ready", servers["ours+redis"][0])
-        wait_ready(servers["mlflow"][1] + "/ping", servers["mlflow"][0])
-        floor = wrk(servers["ours"][1] + "/health/live", None, 8, args.seconds, lua)
+        for name, (process, url) in servers.items():
+            wait_ready(url + ("/ping" if name == "mlflow" else "/health/ready"), process)
+        for variant, name in variant_server.items():
+            floors[variant] = wrk(servers[name][1] + "/health/live", None, 8, args.seconds, lua)
+            print(f"{name:18s} /health/live {floors[variant]['requests_per_s']:8.1f} req/s")
+        floor = floors["savedmodel"]
         for name, (_, url) in servers.items():
             path = "/invocations" if name == "mlflow" else "/predict"
             body = payloads["mlflow" if name == "mlflow" else "ours"]
             for scenario, n, connections in scenarios:
+                if name.startswith("ours tflite") and scenario not in VARIANT_SCENARIOS:
+                    continue
                 result = wrk(url + path, body[n], connections, args.seconds, lua)
                 images = round(result["requests_per_s"] * int(n), 1)
                 row = {"server": name, "scenario": scenario, "images_per_s": images, **result}
                 runs.append(row)
                 summary = f"{row['requests_per_s']:8.1f} req/s  p99 {row['p99_ms']:8.2f} ms"
-                print(f"{name:6s} {scenario:16s} {summary}  errors {row['errors']}", flush=True)
+                print(f"{name:18s} {scenario:16s} {summary}  errors {row['errors']}", flush=True)
         pairs = paired_rounds(
             (servers["ours"][1], servers["ours+redis"][1]), payloads["ours"]["1"],
             max(args.seconds // 2, 3), lua,
@@ -331,7 +536,28 @@ def main() -> None:
         for process, _ in servers.values():
             process.wait(timeout=60)
         redis.terminate()
-    in_process = in_process_images_per_s(ROOT / "models/mnist")
+    model_dir = ROOT / "models/mnist"
+    in_process = in_process_images_per_s(model_dir)
+    variants = []
+    for variant, name in variant_server.items():
+        single = next(r for r in runs if r["server"] == name and r["scenario"] == "1 image, c=8")
+        batch = next(r for r in runs if r["server"] == name and r["scenario"] == "256 images, c=4")
+        alone = in_process_images_per_s(model_dir, 1, variant=variant)
+        batched = in_process_images_per_s(model_dir, 256, variant=variant)
+        variants.append({
+            "variant": variant,
+            "health_live_rps": floors[variant]["requests_per_s"],
+            "single_rps": single["requests_per_s"],
+            "single_p50_ms": single["p50_ms"], "single_p99_ms": single["p99_ms"],
+            "single_of_floor": round(
+                single["requests_per_s"] / floors[variant]["requests_per_s"], 3),
+            "in_process_single": round(alone, 1),
+            "batch_images_per_s": batch["images_per_s"],
+            "batch_p50_ms": batch["p50_ms"], "batch_p99_ms": batch["p99_ms"],
+            "in_process_batch": round(batched, 1),
+            "batch_of_in_process": round(batch["images_per_s"] / batched, 3),
+        })  # fmt: skip
+    profiles = [profile_requests(model_dir, v, tmp) for v in variant_server]
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True, check=False).stdout.strip()  # fmt: skip
     report = {
@@ -351,7 +577,10 @@ def main() -> None:
         "runs": runs,
     }  # fmt: skip
     report["events_pairs"] = pairs
+    report["variants"] = variants
+    report["profiles"] = profiles
     report["targets"] = targets(runs, floor["requests_per_s"], in_process, pairs)
+    report["targets"] += variant_targets(variants)
     (ROOT / "reports").mkdir(exist_ok=True)
     (ROOT / "reports/bench_serving.json").write_text(json.dumps(report, indent=2) + "\n")
     (ROOT / "reports/bench_serving.md").write_text(markdown(report))

@@ -103,6 +103,37 @@ def serving(reports: Path) -> str:
     return "\n".join(lines)
 
 
+def variants(reports: Path) -> str:
+    """The model's variants served side by side: ratios with their absolute figures."""
+    report = _load(reports, "bench_serving.json")
+    lines = [
+        "| variant | 1 image, c=8 | of its `/health/live` | batch 256, c=4 | of in-process |",
+        "|---|---|---|---|---|",
+    ]
+    for v in report["variants"]:
+        lines.append(
+            f"| `{v['variant']}` | {v['single_rps']:,.0f} req/s, p50 {v['single_p50_ms']:.1f} ms, "
+            f"p99 {v['single_p99_ms']:.1f} ms | **{v['single_of_floor']:.2f}x** of "
+            f"{v['health_live_rps']:,.0f} req/s | {v['batch_images_per_s']:,.0f} images/s, p50 "
+            f"{v['batch_p50_ms']:.0f} ms, p99 {v['batch_p99_ms']:.0f} ms | "
+            f"**{v['batch_of_in_process']:.2f}x** of {v['in_process_batch']:,.0f} images/s |"
+        )
+    profiles = report["profiles"]
+    lines += [
+        "",
+        "Where one single-image request's time goes in the app (cProfile, self time, "
+        "microseconds per request; the HTTP server's share is what `/health/live` measures):",
+        "",
+        "| area | " + " | ".join(f"`{p['variant']}`" for p in profiles) + " |",
+        "|---|" + "---|" * len(profiles),
+    ]
+    for area in profiles[0]["areas_us"]:
+        cells = " | ".join(f"{p['areas_us'].get(area, 0):,.0f}" for p in profiles)
+        lines.append(f"| {area} | {cells} |")
+    lines += ["", _source(report, "bench_serving.json")]
+    return "\n".join(lines)
+
+
 def pipeline(reports: Path) -> str:
     """One cold ``dvc repro`` of the whole graph, and a no-op one."""
     r = _load(reports, "bench_pipeline.json")
@@ -135,18 +166,22 @@ def drift(reports: Path) -> str:
 
 
 def compression(reports: Path) -> str:
-    """The int8 TFLite copy next to the SavedModel: size and accuracy."""
+    """The model's variants (SavedModel, TFLite float and int8): size, accuracy, agreement."""
     sizes = _load(reports, "compression.json")["size_bytes"]
     metrics = _load(reports, "metrics.json")
+    base = sizes["savedmodel"]
     lines = [
-        "| model | size | test accuracy |",
-        "|---|---|---|",
-        f"| SavedModel | {sizes['savedmodel'] / 1e6:.2f} MB | "
-        f"{_pct(metrics['test']['accuracy'])} |",
-        f"| int8 TFLite | {sizes['int8'] / 1e6:.2f} MB ({sizes['savedmodel'] / sizes['int8']:.1f}x "
-        f"smaller) | {_pct(metrics['int8']['accuracy'])} "
-        f"({100 * metrics['int8']['accuracy_delta']:+.2f} points) |",
-    ]  # fmt: skip
+        "| variant | size | test accuracy | same class as the SavedModel |",
+        "|---|---|---|---|",
+        f"| `savedmodel` | {base / 1e6:.2f} MB | {_pct(metrics['test']['accuracy'])} | - |",
+    ]
+    for variant in ("tflite-float", "tflite-int8"):
+        own = metrics[variant]
+        lines.append(
+            f"| `{variant}` | {sizes[variant] / 1e6:.2f} MB ({base / sizes[variant]:.1f}x "
+            f"smaller) | {_pct(own['accuracy'])} ({100 * own['accuracy_delta']:+.2f} points) | "
+            f"{_pct(own['agreement'])} |"
+        )
     return "\n".join([*lines, "", "From `reports/compression.json` and `reports/metrics.json`."])
 
 
@@ -174,22 +209,39 @@ def remote(reports: Path) -> str:
 
 
 def image(reports: Path) -> str:
-    """The service image's size, where it goes, its start and its workers' memory."""
+    """The service images' size, where it goes, their start and their workers' memory."""
     report = _load(reports, "bench_image.json")
+
+    def row(name: str, figures: dict[str, Any]) -> str:
+        rss = figures["rss_mb"]
+        workers = " and ".join(f"{w:.0f}" for w in rss["workers"])
+        return (
+            f"| {name} | {figures['image_mb'] / 1000:.2f} GB | {figures['ready_s']:.1f} s "
+            f"(model baked in) | master {rss['master']:.0f} MB, workers {workers} MB |"
+        )
+
     top = ", ".join(f"{p['package']} {p['mb']:.0f} MB" for p in report["largest_packages"][:5])
     biggest = report["layers"][0]
-    rss = report["rss_mb"]
-    workers = " and ".join(f"{w:.0f}" for w in rss["workers"])
-    return "\n".join([
+    lines = [
         "| image | size | ready after `docker run` | resident memory |",
         "|---|---|---|---|",
-        f"| `mnist-api` on `{report['base_image']}` | {report['image_mb'] / 1000:.2f} GB | "
-        f"{report['ready_s']:.1f} s (model baked in) | master {rss['master']:.0f} MB, "
-        f"workers {workers} MB |",
+        row(f"`mnist-api` on `{report['base_image']}`", report),
+    ]
+    slim = report.get("slim")
+    if slim:
+        lines.append(row("`mnist-api:slim` (`--target slim`: TFLite int8, LiteRT)", slim))
+    lines += [
         "",
         f"The largest layer ({biggest['mb']:.0f} MB) is the virtual environment; its largest "
-        f"packages: {top}. " + _source(report, "bench_image.json"),
-    ])  # fmt: skip
+        f"packages: {top}.",
+    ]
+    if slim:
+        slim_top = ", ".join(
+            f"{p['package']} {p['mb']:.0f} MB" for p in slim["largest_packages"][:5]
+        )
+        lines[-1] += f" The slim image's largest packages: {slim_top}."
+    lines[-1] += " " + _source(report, "bench_image.json")
+    return "\n".join(lines)
 
 
 def durability(reports: Path) -> str:
@@ -239,6 +291,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "results": results,
     "progression": progression,
     "serving": serving,
+    "variants": variants,
     "pipeline": pipeline,
     "drift": drift,
     "compression": compression,
