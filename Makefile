@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote image bench-image bench-durability seeds shadow collect
+.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote image bench-image bench-durability seeds shadow collect screenshot
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -94,6 +94,9 @@ image: setup  ## Build the service, slim (LiteRT) and monitor images (model bake
 	DOCKER_BUILDKIT=0 docker build --quiet $$args -t $(IMAGE) . && \
 	DOCKER_BUILDKIT=0 docker build --quiet $$args --target monitor -t $(MONITOR_IMAGE) . && \
 	DOCKER_BUILDKIT=0 docker build --quiet $$args --target slim -t $(SLIM_IMAGE) .
+
+screenshot: setup  ## The draw-a-digit page with a digit drawn, for the README (needs Chromium, a trained model).
+	$(BIN)/python scripts/screenshot_page.py
 
 bench-image: setup  ## Image benchmark: size, what takes the space, ready time, worker memory.
 	$(BIN)/python scripts/bench_image.py

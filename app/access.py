@@ -1,6 +1,6 @@
 """Who may call each route, declared per endpoint in one table; an undeclared route is closed.
 
-- ``PUBLIC``: anyone (health, metadata, metrics, the API document).
+- ``PUBLIC``: anyone (health, metadata, metrics, the API document, the draw-a-digit page).
 - ``CLIENT``: the prediction routes; need ``X-API-Key`` when ``API_KEY`` is set.
 - ``ADMIN``: operations that change what serves; off (404) unless ``ADMIN_KEY`` is set, then
   they need ``X-Admin-Key``. The admin key is never the client key.
@@ -40,6 +40,8 @@ ROUTES: dict[str, Access] = {
     "swagger.static": PUBLIC,
     "swagger.oauth2-redirect": PUBLIC,
     "static": PUBLIC,
+    "web.index": PUBLIC,  # the draw-a-digit page; its API calls carry the key themselves
+    "web.static": PUBLIC,
     "predict.predict": CLIENT,
     "predict.predict_image": CLIENT,
     "predict.tfserving_predict": CLIENT,

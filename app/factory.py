@@ -27,6 +27,7 @@ from app.routes_ops import bp as ops_bp
 from app.routes_predict import bp as predict_bp
 from app.settings import Settings
 from app.state import EXTENSION, ServiceState
+from app.web import bp as web_bp
 from mnist_contracts.events import random_hex
 from mnist_contracts.lite import SAVEDMODEL
 from mnist_contracts.settings import load_env
@@ -191,6 +192,7 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
     app.extensions[EXTENSION] = ServiceState(settings, holder, metrics, prediction_log)
     app.register_api(predict_bp)
     app.register_api(ops_bp)
+    app.register_blueprint(web_bp)
     register_error_handlers(app)
     _install_hooks(app, settings)
 

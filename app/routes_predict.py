@@ -33,7 +33,9 @@ from mnist_contracts.prediction_log import LabelExistsError, UnknownEventError
 
 predict_tag = Tag(name="predict", description="Classify digits")
 compat_tag = Tag(name="compatibility", description="TF Serving and Open Inference Protocol V2")
-bp = APIBlueprint("predict", __name__, abp_tags=[predict_tag])
+# Tags per route, not per blueprint: a blueprint's tags are added to every route's own, and the
+# compatibility routes were listed twice (under "predict" and "compatibility").
+bp = APIBlueprint("predict", __name__)
 Responses = dict[str | int, type[BaseModel] | dict[Any, Any] | None]
 ERRORS: Responses = dict.fromkeys((401, 413, 415, 422, 503), ErrorResponse)
 COMPAT_ERRORS: Responses = {**ERRORS, 404: ErrorResponse}
@@ -67,7 +69,7 @@ def _answer(images: np.ndarray) -> Reply:
     )
 
 
-@bp.post("/predict", responses={200: PredictResponse, **ERRORS})
+@bp.post("/predict", tags=[predict_tag], responses={200: PredictResponse, **ERRORS})
 def predict(body: PredictRequest) -> Reply:
     """Classify one image or a batch of 28x28 images.
 
@@ -86,7 +88,7 @@ def predict(body: PredictRequest) -> Reply:
     return _answer(images)
 
 
-@bp.post("/predict/image", responses={200: PredictResponse, **ERRORS})
+@bp.post("/predict/image", tags=[predict_tag], responses={200: PredictResponse, **ERRORS})
 def predict_image(form: ImageForm) -> Reply:
     """Classify a PNG or JPEG photo or scan of one digit (any size, either polarity).
 
@@ -169,8 +171,8 @@ def v2_infer(path: ModelPath, body: V2InferRequest) -> Reply:
     )
 
 
-@bp.post("/feedback", responses={200: FeedbackResponse, 404: ErrorResponse, 409: ErrorResponse,
-                                 **ERRORS})  # fmt: skip
+@bp.post("/feedback", tags=[predict_tag], responses={
+    200: FeedbackResponse, 404: ErrorResponse, 409: ErrorResponse, **ERRORS})  # fmt: skip
 def feedback(body: FeedbackRequest) -> Reply:
     """Send the true label of an answered image, by the `event_id` its prediction returned.
 

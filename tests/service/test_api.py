@@ -327,6 +327,14 @@ def test_openapi_document_and_swagger_ui(client: FlaskClient) -> None:
     assert spec["openapi"].startswith("3.1")
     assert {"/predict", "/predict/image", "/v2/models/{name}/infer"} <= set(spec["paths"])
     assert client.get("/openapi/swagger").status_code == 200
+    # Swagger UI groups operations by tag: each operation is listed once, under one tag.
+    tags = {(path, method): op["tags"] for path, ops in spec["paths"].items()
+            for method, op in ops.items()}  # fmt: skip
+    assert all(len(t) == 1 for t in tags.values()), tags
+    assert tags["/v1/models/{name}:predict", "post"] == ["compatibility"]
+    assert tags["/v2/models/{name}/infer", "post"] == ["compatibility"]
+    assert tags["/predict", "post"] == ["predict"]
+    assert "/" not in spec["paths"]  # the page is for people, not part of the API
 
 
 def test_sync_log_commits_before_the_answer(make_settings: Callable[..., Settings]) -> None:

