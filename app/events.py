@@ -139,8 +139,7 @@ class EventPublisher:
             fields = encode_event(
                 event_id, ts, version, cls, conf, image, self._pid, self._host, variant
             )
-            flat = [x for pair in fields.items() for x in pair]
-            command("XADD", stream, "MAXLEN", "~", maxlen, "*", *flat)
+            command("XADD", stream, "MAXLEN", "~", maxlen, "*", *fields)
             hours.setdefault(event_hour(event_id), []).extend((event_id, cls))
         for hour, mapping in hours.items():
             key = self.keys.events(hour)

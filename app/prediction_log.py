@@ -91,6 +91,7 @@ class PredictionLog:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._reported = False  # "log unavailable" is logged once, not on every retry
         self.written = 0
 
     def _ensure_writer(self) -> None:
@@ -169,7 +170,7 @@ class PredictionLog:
             try:
                 db = connect(self.path)
             except sqlite3.Error as err:
-                if not getattr(self, "_reported", False):
+                if not self._reported:
                     log.error("prediction log unavailable", extra={"fields": {"error": str(err)}})
                     self._reported = True
                 time.sleep(1.0)

@@ -53,6 +53,12 @@ _WINDOW = (
 )
 
 
+WINDOW_LABELS = (
+    "SELECT event_id, label FROM labels WHERE event_id IN"
+    " (SELECT event_id FROM predictions WHERE model_version = ? ORDER BY id DESC LIMIT ?)"
+)
+
+
 def window_query(columns: set[str]) -> str:
     """The window's SELECT for a log with these ``predictions`` columns (older logs lack some)."""
     event_id = "coalesce(event_id, 'row-' || id)" if "event_id" in columns else "'row-' || id"
@@ -237,7 +243,8 @@ def read_window(path: Path, window: int, model_version: str | None = None) -> Wi
             has_labels = db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'labels'"
             ).fetchone()
-            labels = dict(db.execute("SELECT event_id, label FROM labels")) if has_labels else {}
+            # Only the window's labels, not the whole table (it grows with every label sent).
+            labels = dict(db.execute(WINDOW_LABELS, (version, window))) if has_labels else {}
     except sqlite3.DatabaseError as err:
         raise LogError(f"{path}: not a readable prediction log ({err})") from None
     try:

@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,3 +79,47 @@ def gunicorn_server(
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
+
+
+class Load:
+    """Clients posting a blank image to ``/predict`` until stopped, as a context manager.
+
+    ``answered`` counts the answers by the model version that gave them; ``failures`` keeps
+    every refused or failed request. Used by the tests that change the model under load.
+    """
+
+    def __init__(self, url: str, clients: int = 3) -> None:
+        self.url = url
+        self.blank = [[0] * 28 for _ in range(28)]
+        self.answered: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(clients)]
+
+    @property
+    def total(self) -> int:
+        """Answers so far, all versions."""
+        return sum(self.answered.values())
+
+    def _run(self) -> None:
+        session = requests.Session()
+        while not self._stop.is_set():
+            try:
+                r = session.post(f"{self.url}/predict", json={"image": self.blank}, timeout=30)
+            except requests.RequestException as err:
+                self.failures.append(repr(err))
+                continue
+            if r.status_code != 200:
+                self.failures.append(f"{r.status_code} {r.text[:200]}")
+            else:
+                self.answered[r.json()["model_version"]] += 1
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()

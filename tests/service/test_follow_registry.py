@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ import requests
 from mnist_contracts.model import read_identity
 from mnist_pipeline.registry import Registry
 from tests.servers import mlflow_server
-from tests.service.gunicorn_server import gunicorn_server
+from tests.service.gunicorn_server import Load, gunicorn_server
 
 pytestmark = pytest.mark.slow
 NAME = "mnist-classifier"
@@ -76,60 +75,39 @@ def test_promote_and_rollback_reach_every_worker_with_no_failed_request(
         "MLFLOW_TRACKING_URI": registry_url,
         "MODEL_FOLLOW_S": "1",
     }
-    failures: list[str] = []
-    answered: Counter[str] = Counter()
-    stop = threading.Event()
+    with (
+        gunicorn_server(tmp_path / "serve", env, workers=2, timeout=180) as server,
+        Load(server.url) as load,
+    ):
+        assert served_versions(server.url) == {v1: 2}
+        metadata = requests.get(f"{server.url}/metadata", timeout=10).json()
+        # One identity whatever the source: the digest inside the export, the registry
+        # version and alias beside it as labels.
+        assert metadata["model_version"] == read_identity(tiny_model).digest
+        assert (metadata["registry_version"], metadata["alias"]) == (v1, "production")
 
-    with gunicorn_server(tmp_path / "serve", env, workers=2, timeout=180) as server:
+        registry.promote(v2)  # what `mnist-registry promote` does
+        took = wait_until(lambda: served_versions(server.url) == {v2: 2}, 60)
+        registry.rollback()  # production back to the version it replaced
+        took_back = wait_until(lambda: served_versions(server.url) == {v1: 2}, 60)
 
-        def hammer() -> None:
-            session = requests.Session()
-            while not stop.is_set():
-                try:
-                    r = session.post(f"{server.url}/predict", json={"image": ZEROS}, timeout=30)
-                except requests.RequestException as err:
-                    failures.append(repr(err))
-                    continue
-                if r.status_code != 200:
-                    failures.append(f"{r.status_code} {r.text[:200]}")
-                else:
-                    answered[r.json()["model_version"]] += 1
-
-        threads = [threading.Thread(target=hammer) for _ in range(3)]
-        for thread in threads:
-            thread.start()
-        try:
-            assert served_versions(server.url) == {v1: 2}
-            metadata = requests.get(f"{server.url}/metadata", timeout=10).json()
-            # One identity whatever the source: the digest inside the export, the registry
-            # version and alias beside it as labels.
-            assert metadata["model_version"] == read_identity(tiny_model).digest
-            assert (metadata["registry_version"], metadata["alias"]) == (v1, "production")
-
-            registry.promote(v2)  # what `mnist-registry promote` does
-            took = wait_until(lambda: served_versions(server.url) == {v2: 2}, 60)
-            registry.rollback()  # production back to the version it replaced
-            took_back = wait_until(lambda: served_versions(server.url) == {v1: 2}, 60)
-
-            registry.set_alias("production", v3)  # a version that cannot load
-            wait_until(
-                lambda: (
-                    requests.get(f"{server.url}/health/ready", timeout=5).json().get("refused")
-                    == v3
-                ),
-                60,
-            )
-            time.sleep(2)
-            ready = requests.get(f"{server.url}/health/ready", timeout=5)
-            assert ready.status_code == 200  # the old model keeps serving
-            assert served_versions(server.url) == {v1: 2}
-            text = requests.get(f"{server.url}/metrics", timeout=10).text
-            assert re.search(r"^mnist_model_refused_total (\d+)", text, re.MULTILINE)
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join()
-    assert not failures, failures[:5]
-    assert set(answered) == {read_identity(tiny_model).digest, read_identity(other_model).digest}
+        registry.set_alias("production", v3)  # a version that cannot load
+        wait_until(
+            lambda: (
+                requests.get(f"{server.url}/health/ready", timeout=5).json().get("refused") == v3
+            ),
+            60,
+        )
+        time.sleep(2)
+        ready = requests.get(f"{server.url}/health/ready", timeout=5)
+        assert ready.status_code == 200  # the old model keeps serving
+        assert served_versions(server.url) == {v1: 2}
+        text = requests.get(f"{server.url}/metrics", timeout=10).text
+        assert re.search(r"^mnist_model_refused_total (\d+)", text, re.MULTILINE)
+    assert not load.failures, load.failures[:5]
+    assert set(load.answered) == {
+        read_identity(tiny_model).digest,
+        read_identity(other_model).digest,
+    }
     # Figures for the note: how long a promotion and a rollback took to reach both workers.
     print(f"promote reached both workers in {took:.1f} s, rollback in {took_back:.1f} s")

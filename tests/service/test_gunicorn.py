@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import requests
 import tritonclient.http as triton
 
 from tests.conftest import PROJECT_ROOT, free_port
-from tests.service.gunicorn_server import Server, gunicorn_server
+from tests.service.gunicorn_server import Load, Server, gunicorn_server
 
 pytestmark = pytest.mark.slow
 ZEROS = [[0] * 28 for _ in range(28)]
@@ -112,47 +111,23 @@ def test_v2_protocol_with_tritonclient(server: Server) -> None:
 
 
 def test_reload_under_load_and_nothing_unlogged(server: Server, other_model: Path) -> None:
-    answered = 0
-    failures: list[str] = []
-    versions: set[str] = set()
-    stop = threading.Event()
-
-    def hammer() -> None:
-        nonlocal answered
-        session = requests.Session()
-        while not stop.is_set():
-            try:
-                r = session.post(f"{server.url}/predict", json={"image": ZEROS}, timeout=30)
-            except requests.RequestException as err:
-                failures.append(repr(err))
-                continue
-            if r.status_code != 200:
-                failures.append(f"{r.status_code} {r.text[:200]}")
-            else:
-                answered += 1
-                versions.add(r.json()["model_version"])
-
-    threads = [threading.Thread(target=hammer) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    time.sleep(1.5)
-    before = set(versions)
     admin = {"X-Admin-Key": ADMIN_KEY}
-    good = server.model_dir.with_name("good")
-    assert server.model_dir is not None
-    server.model_dir.rename(good)  # MODEL_DIR gone (a half-finished deploy): refused
-    refused = requests.post(f"{server.url}/admin/reload", json={}, timeout=60, headers=admin)
-    assert refused.status_code == 409
-    shutil.copytree(other_model, server.model_dir)  # the new model in place, as `dvc pull` does
-    reloaded = requests.post(f"{server.url}/admin/reload", json={}, timeout=60, headers=admin)
-    assert reloaded.status_code == 200
-    new_version = reloaded.json()["model_version"]
-    time.sleep(3)  # the other worker picks the reload up from the control file
-    stop.set()
-    for thread in threads:
-        thread.join()
-    assert not failures, failures[:5]
+    with Load(server.url, clients=4) as load:
+        time.sleep(1.5)
+        before = set(load.answered)
+        good = server.model_dir.with_name("good")
+        assert server.model_dir is not None
+        server.model_dir.rename(good)  # MODEL_DIR gone (a half-finished deploy): refused
+        refused = requests.post(f"{server.url}/admin/reload", json={}, timeout=60, headers=admin)
+        assert refused.status_code == 409
+        shutil.copytree(other_model, server.model_dir)  # the new model in place, as `dvc pull`
+        reloaded = requests.post(f"{server.url}/admin/reload", json={}, timeout=60, headers=admin)
+        assert reloaded.status_code == 200
+        new_version = reloaded.json()["model_version"]
+        time.sleep(3)  # the other worker picks the reload up from the control file
+    assert not load.failures, load.failures[:5]
     assert new_version not in before
+    answered = load.total
     seen_after = set()
     for _ in range(10):
         r = requests.post(

@@ -37,7 +37,7 @@ from mnist_contracts.drift import (
     DriftReport,
     LiveQuality,
 )
-from mnist_contracts.events import DEFAULT_PREFIX, RedisEvents, open_events
+from mnist_contracts.events import EventSource, RedisEvents, open_events
 from mnist_contracts.paths import REFERENCE_DIR
 from mnist_contracts.prediction_log import LogError, Window
 from mnist_pipeline.atomic import atomic_path, write_text
@@ -82,25 +82,22 @@ def load_reference(directory: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     return frame, info
 
 
-def load_current(
-    events: str | Path, window: int, model_version: str | None, prefix: str = DEFAULT_PREFIX
-) -> Current:
+def load_current(source: EventSource, window: int, model_version: str | None) -> Current:
     """The most recent ``window`` predictions of one model version, from the log or the stream.
 
     Drift is measured on the events that carry their input (``EVENTS_IMAGE_SHARE`` may keep
     only a share); every event of the window counts for live accuracy.
 
     Args:
-        events: The SQLite prediction log's path, or the ``redis://`` URL of the event stream.
+        source: The SQLite prediction log or the event stream (:func:`open_events`).
         window: How many of the latest predictions to take.
         model_version: Only predictions of this version (None: the newest version).
-        prefix: The stream's key prefix (``EVENTS_PREFIX``).
 
     Raises:
         PipelineError: If the source is missing, corrupt, empty or has no row for the version.
     """
     try:
-        rows = open_events(events, prefix).window(window, model_version)
+        rows = source.window(window, model_version)
     except LogError as err:
         raise PipelineError(str(err)) from None
     keep = rows.has_image
@@ -227,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(args.params).monitor
     reference, info = load_reference(args.reference)
     version = args.model_version or info.get("model_version")
-    current = load_current(args.events, args.window or params.window, version, args.events_prefix)
+    # One source for the whole run: the window is read from it and the report published to it.
+    source = open_events(args.events, args.events_prefix)
+    current = load_current(source, args.window or params.window, version)
     n = len(current.frame)
     if n < params.min_samples:
         raise TooFewError(
@@ -266,7 +265,6 @@ def main(argv: list[str] | None = None) -> int:
             classification.save_html(str(tmp))
     text = json.dumps(result, indent=2) + "\n"
     write_text(args.out / paths.DRIFT_REPORT.name, text)
-    source = open_events(args.events, args.events_prefix)
     if isinstance(source, RedisEvents):  # many replicas: the gauges read it from the broker
         try:
             source.publish_report(text)

@@ -76,7 +76,8 @@ def resolve_rev(name: str) -> str | None:
     """A git revision for ``name``: a branch, tag or commit, or a DVC experiment's name or ref.
 
     Experiments (``dvc exp run``, queued or ``--temp``) live under ``refs/exps/``, which git's
-    revision syntax does not search; the experiment's ref is found by its name there.
+    revision syntax does not search; the experiment's ref is found by its name there (the newest
+    one, when experiments on several baselines share the name).
 
     Returns:
         Something ``git show REV:path`` accepts, or None when nothing matches.
@@ -88,11 +89,11 @@ def resolve_rev(name: str) -> str | None:
     if probe.returncode == 0:
         return name
     refs = subprocess.run(
-        ["git", "for-each-ref", "--format=%(refname)", "refs/exps/"],
+        ["git", "for-each-ref", "--sort=-committerdate", "--format=%(refname)", "refs/exps/"],
         capture_output=True, text=True, check=False,
     ).stdout.split()  # fmt: skip
     matches = [ref for ref in refs if ref.rsplit("/", 1)[-1] == name]
-    return matches[-1] if len(matches) >= 1 else None
+    return matches[0] if matches else None
 
 
 def _dvc_json(*args: str) -> dict[str, Any]:
