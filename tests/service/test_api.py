@@ -16,9 +16,9 @@ from PIL import Image
 from scipy import ndimage
 
 from app import create_app
-from app.image_input import image_to_mnist
 from app.model import load_model
 from app.settings import Settings
+from mnist_contracts.image_input import image_to_mnist
 
 ZEROS = [[0] * 28 for _ in range(28)]
 

@@ -9,7 +9,13 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 
-from app.image_input import ImageInputError, center_of_mass, image_to_mnist, shift_linear, to_mnist
+from mnist_contracts.image_input import (
+    ImageInputError,
+    center_of_mass,
+    image_to_mnist,
+    shift_linear,
+    to_mnist,
+)
 
 
 def mnist_seven() -> np.ndarray:

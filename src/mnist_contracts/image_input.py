@@ -1,8 +1,11 @@
-"""Turn an uploaded photo or scan of a digit into an MNIST-like ``uint8[28,28]`` image.
+"""Turn a photo or scan of a digit into an MNIST-like ``uint8[28,28]`` image.
 
 The steps repeat how MNIST itself was made (LeCun et al.): grayscale; light digit on dark
 (invert when the background is light); crop to the ink; fit into a 20x20 box keeping the aspect
 ratio, with anti-aliasing; place in a 28x28 frame so the centre of mass is at the centre.
+
+One implementation for the service's image route and for ``mnist-score``'s image files, so a
+file scored in batch is read exactly as the same file uploaded.
 """
 
 from __future__ import annotations
