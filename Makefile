@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote image bench-image bench-durability seeds shadow collect screenshot
+.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote image bench-image bench-durability seeds shadow collect screenshot setup-spark
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -118,14 +118,22 @@ format: setup  ## Apply ruff fixes and formatting.
 typecheck: setup  ## mypy (strict) on src/.
 	$(BIN)/mypy
 
-test: lint typecheck  ## Lint, types, and the whole test suite with coverage of src/.
+SPARK_STAMP := $(VENV)/.spark-installed
+$(SPARK_STAMP): requirements-spark.lock $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-spark.lock -c requirements.lock
+	touch $@
+
+setup-spark: $(SPARK_STAMP)  ## The optional Spark extra (mnist-score --engine spark), from requirements-spark.lock.
+
+test: lint typecheck $(SPARK_STAMP)  ## Lint, types, and the whole test suite with coverage of src/.
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-report=xml:reports/coverage.xml
 
 test-fast: setup  ## Tests not marked slow.
 	$(BIN)/python -m pytest -m "not slow"
 
 lock: setup  ## Rewrite requirements.lock from the current .venv.
-	{ head -n 2 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v -E "^pip=="; } > requirements.lock.new
+	# The Spark extra has its own lock (requirements-spark.lock): it stays out of this one.
+	{ head -n 2 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v -i -E "^(pip|pyspark|py4j)=="; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 lock-serve: setup  ## Rewrite the containers' locks (requirements-{serve,slim,monitor}.lock) within requirements.lock.

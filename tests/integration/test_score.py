@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import keras
@@ -109,3 +110,43 @@ def test_the_command_line_fails_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert result.stderr.startswith("mnist-score: error:")
+
+
+@pytest.mark.slow
+def test_spark_local2_gives_the_local_engines_answers(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pyspark", reason="the spark extra: make setup-spark (make test runs it)")
+    if shutil.which("java") is None:
+        pytest.skip("no Java for Spark (.ci/run installs openjdk-17-jre-headless)")
+    import time
+
+    import mlflow
+
+    from mnist_pipeline.stages.register import log_model
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("SPARK_MASTER", "local[2]")
+    with mlflow.start_run():
+        version = log_model(model_dir, "mnist-classifier", np.zeros((1, 28, 28), np.uint8))
+    uri = f"models:/mnist-classifier/{version}"
+    digits = make_digits(2000, seed=7)
+    source = tmp_path / "batch.npz"
+    np.savez(source, x=digits.x)
+    seconds = {}
+    for engine in ("local", "spark"):
+        started = time.perf_counter()
+        counts = score.score(source, tmp_path / engine, uri, batch=1000, engine=engine)
+        seconds[engine] = time.perf_counter() - started
+        assert counts == {"scored": 2000, "failed": 0, "skipped": 0}
+    local, spark = rows(tmp_path / "local"), rows(tmp_path / "spark")
+    assert set(local) == set(spark)
+    assert all(local[i]["predicted_class"] == spark[i]["predicted_class"] for i in local)
+    assert all(
+        local[i]["confidence"] == pytest.approx(spark[i]["confidence"], abs=1e-5) for i in local
+    )
+    assert {r["model_version"] for r in spark.values()} == {read_identity(model_dir).digest}
+    print(
+        "images/s (2,000 images, 2 cores, model load included): "
+        + ", ".join(f"{e} {2000 / s:.0f}" for e, s in seconds.items())
+    )

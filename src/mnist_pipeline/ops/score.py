@@ -10,15 +10,19 @@ Resumable: every batch is committed as its own part file (written atomically), a
 the same output skips the ids already there. A bad file is reported in its row and counted in
 the summary; it never stops the batch.
 
-The local engine runs the model in this process. (A Spark engine through
-``mlflow.pyfunc.spark_udf`` is the next step of the issue; it will write the same rows.)
+Engines: ``local`` runs the model in this process; ``spark`` runs the same registered model
+through ``mlflow.pyfunc.spark_udf`` on a Spark cluster (``SPARK_MASTER``, default ``local[2]``)
+and writes the same rows. Spark is an optional extra with its own lock
+(``requirements-spark.lock``: ``pyspark``; Java 17 from the system).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Iterator
+import os
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +142,16 @@ def score_batch(items: list[Item], model: ModelFunction, source: str) -> list[di
     good = {n: i.image for n, i in enumerate(items) if i.image is not None}
     probs = model.predict(np.stack(list(good.values()))) if good else None
     answers = {} if probs is None else dict(zip(good, probs, strict=True))
+    return rows_for(items, answers, model.version, source)
+
+
+def rows_for(
+    items: list[Item],
+    answers: dict[int, npt.NDArray[np.float32]],
+    version: str,
+    source: str,
+) -> list[dict[str, object]]:
+    """One output row per item, from the probabilities of the items (by position) that had any."""
     rows: list[dict[str, object]] = []
     for n, item in enumerate(items):
         p = answers.get(n)
@@ -145,12 +159,68 @@ def score_batch(items: list[Item], model: ModelFunction, source: str) -> list[di
             "id": item.id,
             "predicted_class": None if p is None else int(p.argmax()),
             "confidence": None if p is None else float(p.max()),
-            "model_version": model.version, "model_source": source, "error": item.error,
+            "model_version": version, "model_source": source, "error": item.error,
         })  # fmt: skip
     return rows
 
 
-def score(source: Path, out: Path, model_uri: str, batch: int = 1024) -> dict[str, int]:
+Scorer = Callable[[list[Item]], list[dict[str, object]]]
+
+
+def local_scorer(model_uri: str) -> Scorer:
+    """Batches through the model in this process."""
+    try:
+        model = load_model_function(model_uri)
+    except NotAModelError as err:
+        raise PipelineError(str(err)) from None
+    return lambda items: score_batch(items, model, model_uri)
+
+
+def spark_scorer(model_uri: str) -> Scorer:
+    """Batches through ``mlflow.pyfunc.spark_udf`` on Spark: the same model, the same rows.
+
+    Raises:
+        PipelineError: If pyspark is missing or the model is not a registered (MLflow) model.
+    """
+    if not model_uri.startswith(("models:/", "runs:/")):
+        raise PipelineError(
+            "--engine spark scores an MLflow model (models:/NAME@ALIAS): spark_udf cannot load "
+            "a bare SavedModel directory"
+        )
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise PipelineError(
+            "--engine spark needs pyspark: .venv/bin/pip install -r requirements-spark.lock"
+        ) from None
+    import mlflow
+
+    from mnist_contracts.model import read_identity
+    from mnist_contracts.registered import download_saved_model
+
+    with tempfile.TemporaryDirectory(prefix="mnist-score-") as tmp:
+        version = read_identity(download_saved_model(model_uri, Path(tmp))).digest
+    master = os.environ.get("SPARK_MASTER", "local[2]")
+    spark = SparkSession.builder.master(master).appName("mnist-score").getOrCreate()
+    udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type="array<float>", env_manager="local")
+
+    def run(items: list[Item]) -> list[dict[str, object]]:
+        good = [(n, i.image) for n, i in enumerate(items) if i.image is not None]
+        answers: dict[int, npt.NDArray[np.float32]] = {}
+        if good:
+            frame = spark.createDataFrame(
+                [(n, image.ravel().tolist()) for n, image in good], "n int, pixels array<int>"
+            )
+            for row in frame.select("n", udf("pixels").alias("p")).collect():
+                answers[row["n"]] = np.asarray(row["p"], np.float32)
+        return rows_for(items, answers, version, model_uri)
+
+    return run
+
+
+def score(
+    source: Path, out: Path, model_uri: str, batch: int = 1024, engine: str = "local"
+) -> dict[str, int]:
     """Score ``source`` into ``out`` with ``model_uri``, skipping what ``out`` already holds.
 
     Returns:
@@ -161,16 +231,13 @@ def score(source: Path, out: Path, model_uri: str, batch: int = 1024) -> dict[st
     """
     from tqdm import tqdm
 
-    try:
-        model = load_model_function(model_uri)
-    except NotAModelError as err:
-        raise PipelineError(str(err)) from None
+    scorer = spark_scorer(model_uri) if engine == "spark" else local_scorer(model_uri)
     done = done_ids(out)
     counts = {"scored": 0, "failed": 0, "skipped": 0}
     pending: list[Item] = []
 
     def flush() -> None:
-        rows = score_batch(pending, model, model_uri)
+        rows = scorer(pending)
         write_part(out, rows)
         counts["failed"] += sum(r["error"] is not None for r in rows)
         counts["scored"] += sum(r["error"] is None for r in rows)
@@ -201,10 +268,14 @@ def main(argv: list[str] | None = None) -> None:
         help="a registered model URI or an exported SavedModel directory",
     )  # fmt: skip
     parser.add_argument("--batch", type=int, default=1024, help="images per model call and part")
+    parser.add_argument(
+        "--engine", choices=("local", "spark"), default="local",
+        help="local: this process; spark: mlflow.pyfunc.spark_udf on SPARK_MASTER (local[2])",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.batch < 1:
         raise PipelineError("--batch must be at least 1")
-    counts = score(args.source, args.out, args.model, args.batch)
+    counts = score(args.source, args.out, args.model, args.batch, args.engine)
     print(
         f"scored {counts['scored']}, failed {counts['failed']} (see the error column), "
         f"skipped {counts['skipped']} already in {args.out}"
