@@ -55,18 +55,17 @@ def _too_many(count: int, field: str) -> Reply | None:
 
 
 def _answer(images: np.ndarray) -> Reply:
-    probs, model, ids = state().classify(images)
-    classes = probs.argmax(axis=1)
+    answer = state().classify(images)
     # Converted to Python numbers once for the whole batch, not element by element.
-    confidences = probs[np.arange(len(probs)), classes].astype(np.float64).tolist()
-    rounded = np.round(probs.astype(np.float64), 6).tolist()
+    rounded = np.round(answer.probs.astype(np.float64), 6).tolist()
     predictions = [
         {"predicted_class": c, "confidence": conf, "probabilities": p, "event_id": event_id}
-        for c, conf, p, event_id in zip(classes.tolist(), confidences, rounded, ids, strict=True)
+        for c, conf, p, event_id in zip(
+            answer.classes, answer.confidences, rounded, answer.event_ids, strict=True
+        )
     ]
-    return jsonify(
-        predictions=predictions, model_name=model.info.name, model_version=model.info.version
-    )
+    info = answer.model.info
+    return jsonify(predictions=predictions, model_name=info.name, model_version=info.version)
 
 
 @bp.post("/predict", tags=[predict_tag], responses={200: PredictResponse, **ERRORS})
@@ -122,10 +121,10 @@ def tfserving_predict(path: ModelPath, body: TFServingRequest) -> Reply:
     except ValueError as err:
         return error_response(422, "invalid_request", f"instances {err}",
                               [{"field": "instances", "message": str(err)}])  # fmt: skip
-    probs, _, ids = state().classify(images)
+    answer = state().classify(images)
     # TF Serving's body has no room for ids: they ride in a header, in instance order.
-    reply = jsonify(predictions=probs.round(6).tolist())
-    reply.headers[EVENT_IDS_HEADER] = ",".join(ids)
+    reply = jsonify(predictions=answer.probs.round(6).tolist())
+    reply.headers[EVENT_IDS_HEADER] = ",".join(answer.event_ids)
     return reply
 
 
@@ -155,7 +154,8 @@ def v2_infer(path: ModelPath, body: V2InferRequest) -> Reply:
     except ValueError as err:
         return error_response(422, "invalid_request", f"inputs.0.data {err}",
                               [{"field": "inputs.0.data", "message": str(err)}])  # fmt: skip
-    probs, model, ids = state().classify(images)
+    answer = state().classify(images)
+    probs, model, ids = answer.probs, answer.model, answer.event_ids
     output = {
         "name": "probabilities",
         "shape": list(probs.shape),

@@ -20,6 +20,17 @@ class NotReadyError(Exception):
     """No model has loaded yet."""
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What the model said about a batch, and what the routes need to reply."""
+
+    probs: npt.NDArray[np.float32]  # float32[N,10]
+    classes: list[int]
+    confidences: list[float]
+    model: ServingModel
+    event_ids: list[str]
+
+
 @dataclass
 class ServiceState:
     """Settings, the model holder, metrics and the prediction log of one worker."""
@@ -36,16 +47,15 @@ class ServiceState:
             raise NotReadyError
         return model
 
-    def classify(
-        self, images: npt.NDArray[np.uint8]
-    ) -> tuple[npt.NDArray[np.float32], ServingModel, list[str]]:
+    def classify(self, images: npt.NDArray[np.uint8]) -> Answer:
         """Probabilities for ``images``, recorded in the metrics and as prediction events.
 
         Args:
             images: ``uint8[N,28,28]``.
 
         Returns:
-            ``float32[N,10]``, the model that answered and each image's event id.
+            The probabilities, each image's class and confidence (computed once, here), the
+            model that answered and each image's event id.
         """
         model = self.model()
         probs = model.predict(images)
@@ -54,7 +64,7 @@ class ServiceState:
         info = model.info
         self.metrics.observe(classes, confidences, info.version, info.variant)
         ids = self.prediction_log.record(info.version, classes, confidences, images, info.variant)
-        return probs, model, ids
+        return Answer(probs, classes, confidences, model, ids)
 
 
 def state() -> ServiceState:
