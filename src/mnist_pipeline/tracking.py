@@ -11,7 +11,10 @@ A stage that DVC skips runs no code, so nothing is logged twice.
 Where runs go: ``MLFLOW_TRACKING_URI`` from the environment (or a ``.env`` file at the repository
 root); without it an embedded SQLite store and artifact folder under the repository root. The root
 is ``DVC_ROOT`` when DVC sets it, so queued and ``--temp`` experiments, which run in a temporary
-copy, still write to the main repository's store.
+copy, still write to the main repository's store. Parallel queue workers (``dvc queue start -j
+N``) share that SQLite file: its tables are created or upgraded under a file lock, since two
+processes doing it at once fail ("table ... already exists"); later writes wait for SQLite's
+own lock.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from filelock import FileLock
 
 from mnist_contracts.settings import load_env
 from mnist_contracts.tags import (
@@ -122,7 +126,28 @@ def connect(root: Path | None = None) -> Store:
     import mlflow
 
     mlflow.set_tracking_uri(store.uri)
+    if not store.remote:
+        prepare_embedded(store)
     return store
+
+
+def prepare_embedded(store: Store) -> None:
+    """Create or upgrade the embedded store's tables, one process at a time.
+
+    MLflow creates (and migrates) a SQLite store's tables when a process first opens it. Two
+    pipelines opening a new or older ``mlflow.db`` at once (parallel queued experiments) collide;
+    under the lock the first does it and the others find it done.
+
+    Args:
+        store: An embedded (``sqlite:///``) store.
+    """
+    from mlflow import MlflowClient
+
+    database = store.uri.removeprefix("sqlite:///")
+    with FileLock(f"{database}.lock", timeout=300):
+        client = MlflowClient(tracking_uri=store.uri, registry_uri=store.uri)
+        client.search_experiments(max_results=1)  # opens the tracking store: tables, migrations
+        client.search_registered_models(max_results=1)  # the registry store, same file
 
 
 def ensure_experiment(name: str, store: Store) -> str:

