@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote image bench-image bench-durability seeds shadow collect screenshot setup-spark
+.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote image bench-image bench-durability seeds shadow collect screenshot setup-spark train-distributed bench-distributed
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,6 +59,16 @@ shadow: setup  ## Run the candidate model in shadow on the event stream (EVENTS_
 
 collect: setup  ## Labelled live events into data/feedback (DVC-tracked) for preprocess.feedback.
 	$(BIN)/mnist-collect
+
+WORKERS ?= 2
+# Beside the graph, not a stage: TF_CONFIG (the cluster) is an input DVC cannot see. The chief
+# writes models/mnist and reports/train as the train stage does; `dvc status` then shows train
+# changed (`dvc commit train` keeps it, `dvc checkout` restores the graph's model).
+train-distributed: setup  ## Train on WORKERS TensorFlow workers on loopback (MultiWorkerMirroredStrategy; needs data/prepared).
+	$(BIN)/python -m mnist_pipeline.ops.train_distributed --workers $(WORKERS)
+
+bench-distributed: setup  ## Step time of 1 vs WORKERS workers on this machine -> reports/bench_distributed.json (after make repro).
+	$(BIN)/python scripts/bench_distributed.py --workers $(WORKERS)
 
 bench: setup  ## Pipeline benchmark: one cold `dvc repro` of the whole graph, then a no-op one.
 	$(BIN)/python scripts/bench_pipeline.py

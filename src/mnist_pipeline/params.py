@@ -129,6 +129,10 @@ class TrainParams(_Section):
     label_smoothing: float = Field(default=0.1, ge=0, lt=1)
     augment: AugmentParams = AugmentParams()
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
+    distribution: Literal["single", "multi_worker"] = Field(
+        default="single",
+        description="multi_worker: one worker of the cluster in TF_CONFIG (make train-distributed)",
+    )
 
     @model_validator(mode="after")
     def _warmup_within_training(self) -> TrainParams:

@@ -24,7 +24,9 @@ def tool(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile", "docker/mlflow.Dockerfile"])
+@pytest.mark.parametrize(
+    "dockerfile", ["Dockerfile", "docker/mlflow.Dockerfile", "docker/pipeline.Dockerfile"]
+)
 def test_hadolint_is_clean(dockerfile: str) -> None:
     result = tool("hadolint", dockerfile)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -98,7 +100,7 @@ def test_compose_file_matches_the_compose_spec() -> None:
     assert "s3://" in services["mlflow"]["command"]
 
 
-@pytest.mark.parametrize("manifest", sorted((PROJECT_ROOT / "kubernetes").glob("*.yaml")))
+@pytest.mark.parametrize("manifest", sorted((PROJECT_ROOT / "kubernetes").rglob("*.yaml")))
 def test_kubernetes_manifests_validate(manifest: Path) -> None:
     result = tool("kubernetes-validate", "-k", "1.31.0", "--strict", str(manifest))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +16,8 @@ from dvclive import Live
 
 from mnist_contracts import paths
 from mnist_contracts.model import params_digest, read_identity
-from mnist_pipeline import tracking
+from mnist_pipeline import cluster as clusters
+from mnist_pipeline import distributed, tracking
 from mnist_pipeline.augmentation import random_shift
 from mnist_pipeline.cli import run_stage
 from mnist_pipeline.dataset import NUM_CLASSES, Split, load_split
@@ -61,6 +64,21 @@ def learning_rate(
     )
 
 
+def make_loss(params: TrainParams, reduction: str | None = "sum_over_batch_size") -> keras.Loss:
+    """Categorical cross-entropy with the configured label smoothing.
+
+    Args:
+        params: Uses ``label_smoothing``.
+        reduction: Keras' reduction; ``None`` gives one loss per image (the multi-worker loop).
+
+    Returns:
+        The loss.
+    """
+    return keras.losses.CategoricalCrossentropy(
+        label_smoothing=params.label_smoothing, reduction=reduction
+    )
+
+
 def compile_model(model: keras.Model, params: TrainParams, steps_per_epoch: int) -> None:
     """Attach optimizer, loss (with optional label smoothing) and accuracy.
 
@@ -75,24 +93,29 @@ def compile_model(model: keras.Model, params: TrainParams, steps_per_epoch: int)
         if params.optimizer == "adam"
         else keras.optimizers.SGD(rate, momentum=0.9, nesterov=True)
     )
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing),
-        metrics=["accuracy"],
-    )
+    model.compile(optimizer=optimizer, loss=make_loss(params), metrics=["accuracy"])
 
 
 def make_dataset(
-    split: Split, batch_size: int, *, seed: int, shuffle: bool, max_shift: int = 0
+    split: Split,
+    batch_size: int,
+    *,
+    seed: int,
+    shuffle: bool,
+    max_shift: int = 0,
+    shard: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """Batches of ``(uint8 images, one-hot labels)``, shuffled and augmented for training.
 
     Args:
         split: Images and labels.
-        batch_size: Batch size.
+        batch_size: Batch size (over all workers when ``shard`` is given).
         seed: Seed for the shuffle order and the augmentation.
         shuffle: Reshuffle every epoch (training only).
         max_shift: Random shift in pixels (0 = none).
+        shard: A worker's input context: every worker shuffles with the same seed, keeps the
+            whole global batches of that order and takes its own shard of them, in batches of
+            its share of ``batch_size``.
 
     Returns:
         The dataset.
@@ -100,7 +123,12 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))
     if shuffle:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    if shard is None:
+        ds = ds.batch(batch_size)
+    else:
+        ds = ds.take(len(split) // batch_size * batch_size)
+        ds = ds.shard(shard.num_input_pipelines, shard.input_pipeline_id)
+        ds = ds.batch(shard.get_per_replica_batch_size(batch_size), drop_remainder=True)
 
     def prepare(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return random_shift(images, max_shift, seed), tf.one_hot(labels, NUM_CLASSES)
@@ -109,7 +137,12 @@ def make_dataset(
 
 
 def fit(
-    train: Split, val: Split, params: TrainParams, seed: int, sinks: Sequence[EpochSink] = ()
+    train: Split,
+    val: Split,
+    params: TrainParams,
+    seed: int,
+    sinks: Sequence[EpochSink] = (),
+    strategy: tf.distribute.Strategy | None = None,
 ) -> tuple[keras.Model, int]:
     """Build, compile and fit the model; report every epoch to ``sinks``.
 
@@ -119,14 +152,22 @@ def fit(
         params: The ``train`` section.
         seed: The global seed.
         sinks: Trackers that receive each epoch's metrics.
+        strategy: A multi-worker strategy (:mod:`mnist_pipeline.distributed`); ``None`` trains
+            on this machine with ``model.fit``.
 
     Returns:
         The trained model (best weights when early stopping is on) and the epochs it ran.
     """
     make_deterministic(seed)
-    model = build_model(params)
-    steps = math.ceil(len(train) / params.batch_size)
-    compile_model(model, params, steps)
+    if strategy is None:
+        steps = math.ceil(len(train) / params.batch_size)
+    else:
+        steps = clusters.steps_per_epoch(
+            len(train), params.batch_size, strategy.num_replicas_in_sync
+        )
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = build_model(params)
+        compile_model(model, params, steps)
     callbacks: list[keras.callbacks.Callback] = [EpochMetrics(sinks)]
     if params.early_stopping.patience is not None:
         callbacks.append(
@@ -136,6 +177,27 @@ def fit(
                 restore_best_weights=True,
             )
         )
+    val_ds = make_dataset(val, 1000, seed=seed, shuffle=False)
+    if strategy is not None:
+        epochs_run = distributed.fit_multi_worker(
+            strategy,
+            model,
+            make_loss(params, reduction=None),
+            lambda context: make_dataset(
+                train,
+                params.batch_size,
+                seed=seed,
+                shuffle=True,
+                max_shift=params.augment.max_shift,
+                shard=context,
+            ),
+            val_ds,
+            epochs=params.epochs,
+            steps=steps,
+            global_batch=params.batch_size,
+            callbacks=callbacks,
+        )
+        return distributed.unwrapped(model, lambda: build_model(params)), epochs_run
     train_ds = make_dataset(
         train,
         params.batch_size,
@@ -143,7 +205,6 @@ def fit(
         shuffle=True,
         max_shift=params.augment.max_shift,
     )
-    val_ds = make_dataset(val, 1000, seed=seed, shuffle=False)
     history = model.fit(
         train_ds,
         validation_data=val_ds,
@@ -155,51 +216,90 @@ def fit(
     return model, len(history.epoch)
 
 
-def model_params_digest(params: Params) -> str:
+def model_params_digest(params: Params, workers: int | None = None) -> str:
     """The digest of exactly the params this stage declares that shape the model.
 
     ``seed`` and ``train``: the data comes in through ``data/prepared`` (hashed by DVC), and
-    ``tracking`` says where runs are logged, not what is learnt.
+    ``tracking`` says where runs are logged, not what is learnt. A multi-worker model also
+    depends on the number of workers, which ``TF_CONFIG`` gives, not ``params.yaml``.
 
     Args:
         params: All params.
+        workers: Workers of a multi-worker run (``None`` on one machine).
 
     Returns:
         The params digest written into the export's identity.
     """
     flat = flatten(params)
-    return params_digest({k: v for k, v in flat.items() if k == "seed" or k.startswith("train.")})
+    shaping = {k: v for k, v in flat.items() if k == "seed" or k.startswith("train.")}
+    if workers is not None:
+        shaping["train.workers"] = str(workers)
+    return params_digest(shaping)
 
 
-def main(root: Path = Path()) -> None:
+def with_distribution(params: Params, distribution: str | None) -> Params:
+    """``params`` with ``train.distribution`` replaced (``None`` keeps the file's value).
+
+    Args:
+        params: All params.
+        distribution: ``single`` or ``multi_worker``.
+
+    Returns:
+        The params to train with.
+    """
+    if distribution is None:
+        return params
+    train = TrainParams.model_validate({**params.train.model_dump(), "distribution": distribution})
+    return params.model_copy(update={"train": train})
+
+
+def main(root: Path = Path(), distribution: str | None = None) -> None:
     """Train on ``data/prepared`` and export ``models/mnist``; curves go to ``reports/train``.
 
     Opens the pipeline's MLflow run and tags it with the exported model's digest, by which
     evaluate and register find it. What varies from run to run (wall time, images/s) goes to
     MLflow only: every file this stage writes is the same for the same params and data.
 
+    With ``train.distribution: multi_worker`` this process is one worker of the cluster that
+    ``TF_CONFIG`` names: worker 0 (the chief) does all of the above; the others train in
+    lockstep and write nothing.
+
     Args:
         root: The repository root; paths come from :mod:`mnist_contracts.paths`.
+        distribution: Overrides ``train.distribution`` (``mnist-train-distributed`` passes
+            ``multi_worker``).
     """
-    params = load_params(root / paths.PARAMS_FILE)
+    params = with_distribution(load_params(root / paths.PARAMS_FILE), distribution)
+    cluster, strategy = None, None
+    if params.train.distribution == "multi_worker":
+        cluster = clusters.parse_tf_config(os.environ.get(clusters.TF_CONFIG))
+        strategy = distributed.strategy_for(cluster)  # before any other TensorFlow op
     data_dir, model_dir = root / paths.PREPARED_DIR, root / paths.MODEL_DIR
     live_dir = root / paths.TRAIN_LIVE_DIR
     train, val = load_split("train", data_dir), load_split("val", data_dir)
-    with tracking.pipeline_run(params.tracking.experiment, flatten(params)):
+    if cluster is not None and not cluster.chief:
+        fit(train, val, params.train, params.seed, strategy=strategy)
+        log.info("worker %d done; the chief (worker 0) writes the model", cluster.index)
+        return
+    workers = None if cluster is None else len(cluster.workers)
+    run_params = flatten(params) | ({} if workers is None else {"train.workers": str(workers)})
+    with tracking.pipeline_run(params.tracking.experiment, run_params):
         started = time.perf_counter()
         # dvcyaml=False: dvc.yaml is written by hand and declares these plots itself.
         with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
             sinks: list[EpochSink] = [DvcLiveSink(live), tracking.MlflowSink()]
-            model, epochs_run = fit(train, val, params.train, params.seed, sinks)
+            model, epochs_run = fit(train, val, params.train, params.seed, sinks, strategy)
             seconds = time.perf_counter() - started
             live.summary["epochs_run"] = epochs_run
+        steps = math.ceil(len(train) / params.train.batch_size) * epochs_run
         tracking.log_metrics(
             {
                 "train_seconds": round(seconds, 1),
                 "train_images_per_second": round(len(train) * epochs_run / seconds, 1),
+                "train_step_ms": round(1000 * seconds / steps, 2),
             }
         )
-        export(model, model_dir, model_params_digest(params))  # with its TFLite variants
+        export(model, model_dir, model_params_digest(params, workers))  # with its TFLite variants
         tracking.tag_model(read_identity(model_dir).digest)
         tracking.log_artifacts(live_dir, "training")
     log.info("trained in %.1f s; exported %s", seconds, model_dir)
