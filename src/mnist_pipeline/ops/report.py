@@ -261,11 +261,9 @@ def decision_sections(base: Side, new: Side, out_dir: Path) -> tuple[str | None,
     parts = [
         "### Is it really better?",
         "",
-        f"- Accuracy change: **{100 * decision.change:+.2f} points**, paired bootstrap 95% "
-        f"interval {100 * decision.interval[0]:+.2f} to {100 * decision.interval[1]:+.2f}.",
-        f"- McNemar's exact test: newly wrong b = **{decision.test.b}**, newly right "
-        f"c = **{decision.test.c}**, p = **{decision.test.pvalue:.3g}**; "
-        f"at alpha = {decision.alpha} (`report.alpha`): **{decision.verdict}**.",
+        "The verdict above pairs the two models image by image on the same test set: the "
+        "interval is a paired bootstrap of the accuracy change, and McNemar's exact test asks "
+        "whether the images whose answer changed lean one way, at the level `report.alpha`.",
         "",
         "#### Recall per digit",
         "",
