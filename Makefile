@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.spark-installed
 # Stages run `python -m ...`: the venv must come first on PATH, as after `source .venv/bin/activate`.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
@@ -11,7 +12,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote image bench-image bench-durability seeds shadow collect screenshot setup-spark train-distributed bench-distributed
+.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote image bench-image bench-durability seeds shadow collect screenshot setup-spark train-distributed bench-distributed bench-score
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -69,6 +70,9 @@ train-distributed: setup  ## Train on WORKERS TensorFlow workers on loopback (Mu
 
 bench-distributed: setup  ## Step time of 1 vs WORKERS workers on this machine -> reports/bench_distributed.json (after make repro).
 	$(BIN)/python scripts/bench_distributed.py --workers $(WORKERS)
+
+bench-score: setup $(SPARK_STAMP)  ## Batch scoring images/s, local engine vs Spark local[2] -> reports/bench_score.json (after make repro).
+	$(BIN)/python scripts/bench_score.py
 
 bench: setup  ## Pipeline benchmark: one cold `dvc repro` of the whole graph, then a no-op one.
 	$(BIN)/python scripts/bench_pipeline.py
@@ -128,7 +132,6 @@ format: setup  ## Apply ruff fixes and formatting.
 typecheck: setup  ## mypy (strict) on src/.
 	$(BIN)/mypy
 
-SPARK_STAMP := $(VENV)/.spark-installed
 $(SPARK_STAMP): requirements-spark.lock $(STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements-spark.lock -c requirements.lock
 	touch $@

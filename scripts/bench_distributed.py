@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "reports" / "bench_distributed.json"
@@ -119,13 +119,8 @@ def main() -> None:
              "--workers", str(args.workers)],
             r"\[worker 0\] .*epoch \d+: .*; (\d+(?:\.\d+)?) ms/step", args.images,
         )  # fmt: skip
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-        check=True,
-    ).stdout.strip()  # fmt: skip
     report = {
-        "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
-        "commit": commit,
+        **provenance(),
         "params": f"params.yaml with train.epochs={args.epochs}",
         "one_worker": single,
         f"{args.workers}_workers": distributed,
