@@ -29,8 +29,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.service.conftest import export_tiny_model  # noqa: E402 - the tests' tiny model
-from tests.service.gunicorn_server import gunicorn_server  # noqa: E402
+from tests.support.gunicorn_server import gunicorn_server  # noqa: E402
+from tests.support.models import export_tiny_model  # noqa: E402 - the tests' tiny model
 
 SECONDS = 15.0
 KILL_EVERY_S = 3.0

@@ -26,8 +26,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import free_port  # noqa: E402 - the tests' own loopback port picker
-from tests.containers import gunicorn_rss_kb, wait_ready  # noqa: E402
+from tests.support.containers import gunicorn_rss_kb, wait_ready  # noqa: E402
+from tests.support.servers import free_port  # noqa: E402 - the tests' own loopback port picker
 
 IMAGE = "mnist-api:bench"
 SLIM_IMAGE = "mnist-api:bench-slim"

@@ -31,8 +31,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.project_repo import user_clone  # noqa: E402 - the same clone a test makes
-from tests.servers import S3, s3_server, serve_and_predict  # noqa: E402
+from tests.support.project_repo import user_clone  # noqa: E402 - the same clone a test makes
+from tests.support.servers import S3, s3_server, serve_and_predict  # noqa: E402
 
 
 def sh(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:

@@ -19,8 +19,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser import find_chromium, launch_args  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
+from tests.support.browser import find_chromium, launch_args  # noqa: E402
+from tests.support.servers import free_port  # noqa: E402
 
 OUT = ROOT / "docs/images/draw-a-digit.png"
 SEVEN = [[(0.25, 0.22), (0.72, 0.22), (0.45, 0.85)]]

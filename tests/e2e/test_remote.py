@@ -18,19 +18,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT
-from tests.e2e.project_repo import (
-    FRONT_DOOR,
+from tests.support import PROJECT_ROOT
+from tests.support.project_repo import (
     attempt,
-    copy_project,
+    copy_repo,
     run,
     set_params,
     stages_run,
     user_clone,
 )
-from tests.servers import S3, CutProxy, s3_server, serve_and_predict
+from tests.support.servers import S3, CutProxy, s3_server, serve_and_predict
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.s3, pytest.mark.xdist_group("s3-remote")]
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +48,12 @@ def make_remote(repo: Path, s3: S3, prefix: str, endpoint: str | None = None) ->
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory: pytest.TempPathFactory, s3: S3) -> Path:
+def origin(tmp_path_factory: pytest.TempPathFactory, s3: S3, baseline: Path) -> Path:
     """A repository whose tiny pipeline ran, was committed and pushed to the remote."""
-    base = tmp_path_factory.mktemp("origin")
-    repo = copy_project(base / "origin", extra=FRONT_DOOR)
-    run(["dvc", "repro"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "results"], repo)
+    repo = copy_repo(baseline, tmp_path_factory.mktemp("origin") / "origin")
     (repo / ".venv").symlink_to(PROJECT_ROOT / ".venv")
+    for watched in ("requirements.lock", "pyproject.toml"):  # older than the venv's stamp
+        os.utime(repo / watched, (0, 0))
     make_remote(repo, s3, "store")
     pushed = make(repo, "push", s3)
     assert "run-cache output objects pushed" in pushed  # the git-tracked metrics and plots

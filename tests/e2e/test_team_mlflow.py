@@ -17,12 +17,23 @@ from pathlib import Path
 import pytest
 
 from mnist_contracts.model import content_version
-from tests.conftest import PROJECT_ROOT
-from tests.e2e.project_repo import attempt, mlflow_query, run, set_params, stages_run
-from tests.e2e.test_dvc_repro import registry_state
-from tests.servers import S3, Postgres, mlflow_server, postgres_server, s3_server
+from tests.support import PROJECT_ROOT
+from tests.support.project_repo import (
+    attempt,
+    mlflow_query,
+    registry_state,
+    run,
+    set_params,
+    stages_run,
+)
+from tests.support.servers import S3, Postgres, mlflow_server, postgres_server, s3_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.postgres,
+    pytest.mark.s3,
+    pytest.mark.xdist_group("team-mlflow"),
+]
 
 
 @dataclass

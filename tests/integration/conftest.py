@@ -1,10 +1,12 @@
-import subprocess
+"""Fixtures for the stage tests: a workspace laid out like the repository."""
+
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mnist_pipeline.dataset import RawMnist
+from tests.support.project_repo import git
 
 
 @pytest.fixture
@@ -25,11 +27,3 @@ def workdir(tmp_path: Path, tiny_raw: RawMnist, tiny_params_yaml: str) -> Path:
     git(tmp_path, "add", "params.yaml")
     git(tmp_path, "commit", "-qm", "params")
     return tmp_path
-
-
-def git(cwd: Path, *args: str) -> None:
-    """Run git in ``cwd`` with a fixed identity."""
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
-        cwd=cwd, check=True, capture_output=True,
-    )  # fmt: skip

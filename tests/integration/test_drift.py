@@ -24,9 +24,9 @@ from mnist_pipeline.saved_model import export
 from mnist_pipeline.sources import fetch_wheel
 from mnist_pipeline.stages import reference
 from mnist_pipeline.stages.train import fit
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("drift-world")]
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +215,7 @@ def test_bad_inputs_exit_2_with_one_line(
         assert not out.exists() or not any(out.iterdir())  # no partial report files
 
 
+@pytest.mark.redis
 def test_the_stream_gives_the_logs_verdict_live_accuracy_and_every_replicas_gauges(
     world: dict[str, object], redis_broker: RedisServer
 ) -> None:

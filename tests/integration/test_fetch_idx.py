@@ -14,7 +14,8 @@ from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import IdxFile, IdxSource
 from mnist_pipeline.sources import fetch_idx
 from mnist_pipeline.stages import fetch
-from tests.conftest import free_port, make_digits
+from tests.support.data import make_digits
+from tests.support.servers import free_port
 from tests.unit.test_sources import idx_bytes
 
 FILES = {

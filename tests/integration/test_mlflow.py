@@ -20,9 +20,9 @@ from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.ops import registry_cli
 from mnist_pipeline.registry import Registry
 from mnist_pipeline.tracking import connect
-from tests.conftest import free_port
-from tests.integration.conftest import git
-from tests.integration.stages import run_evaluate, run_preprocess, run_register, run_train
+from tests.support.project_repo import git
+from tests.support.servers import free_port
+from tests.support.stages import run_evaluate, run_preprocess, run_register, run_train
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import keras
@@ -17,7 +16,10 @@ from mnist_pipeline.models import build_model
 from mnist_pipeline.ops import score
 from mnist_pipeline.params import TrainParams
 from mnist_pipeline.saved_model import export
-from tests.conftest import make_digits
+from tests.support.data import make_digits
+
+# The tests share one exported model (a module fixture): one worker builds it.
+pytestmark = pytest.mark.xdist_group("score-model")
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +115,10 @@ def test_the_command_line_fails_in_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.spark
 def test_spark_local2_gives_the_local_engines_answers(
     model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("pyspark", reason="the spark extra: make setup-spark (make test runs it)")
-    if shutil.which("java") is None:
-        pytest.skip("no Java for Spark (.ci/run installs openjdk-17-jre-headless)")
     import time
 
     import mlflow

@@ -23,12 +23,12 @@ from app.shadow import consume
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.ops import collect, registry_cli
 from mnist_pipeline.shadow import Candidate, from_stream, load_candidate, replay
-from tests.conftest import make_digits
-from tests.integration.conftest import git
-from tests.integration.stages import run_evaluate, run_preprocess, run_register, run_train
-from tests.redis_server import RedisServer
+from tests.support.data import make_digits
+from tests.support.project_repo import git
+from tests.support.redis_server import RedisServer
+from tests.support.stages import run_evaluate, run_preprocess, run_register, run_train
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
 FLAG = (27, 27)  # a bright corner pixel marks the images the disagreeing candidate flips
 
 

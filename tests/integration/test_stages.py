@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from mnist_pipeline import saved_model
 from mnist_pipeline.errors import PipelineError
-from tests.integration.stages import run_evaluate, run_preprocess, run_train
+from tests.support.stages import run_evaluate, run_preprocess, run_train
 
 
 def test_preprocess_writes_splits_and_report(workdir: Path) -> None:

@@ -79,7 +79,7 @@ def test_the_ingress_publishes_client_routes_and_never_admin_or_metrics(
 ) -> None:
     import yaml
 
-    from tests.conftest import PROJECT_ROOT
+    from tests.support import PROJECT_ROOT
 
     ingress = yaml.safe_load((PROJECT_ROOT / "kubernetes/ingress.yaml").read_text())
     paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]

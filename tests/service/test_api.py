@@ -19,6 +19,7 @@ from app import create_app
 from app.model import load_model
 from app.settings import Settings
 from mnist_contracts.image_input import image_to_mnist
+from tests.support.waiting import wait_until
 
 ZEROS = [[0] * 28 for _ in range(28)]
 
@@ -350,14 +351,11 @@ def test_a_worker_whose_first_load_failed_keeps_trying(
     make_settings: Callable[..., Settings], tmp_path: Path, tiny_model: Path
 ) -> None:
     import shutil
-    import time
 
     missing = tmp_path / "not-there-yet"
     client = create_app(make_settings(model_dir=missing, reload_poll_s=0.1)).test_client()
     assert client.get("/health/ready").status_code == 503
     shutil.copytree(tiny_model, missing)  # the model arrives (a volume mounted late, a pull)
-    deadline = time.monotonic() + 30
-    while client.get("/health/ready").status_code != 200:
-        assert time.monotonic() < deadline, "the worker never retried its first load"
-        time.sleep(0.1)
+    wait_until(lambda: client.get("/health/ready").status_code == 200, 30,
+               what="the worker to retry its first load")  # fmt: skip
     assert client.post("/predict", json={"image": ZEROS}).status_code == 200

@@ -3,7 +3,7 @@
 Real ``dockerd``: ``make image`` builds the image (on a base made from Debian packages where no
 registry is reachable, the official Python image where one is). The container runs read-only as
 uid 1000 with only its state directory writable, and pulls ``models:/...@production`` from a
-real ``mlflow server`` on the host. Skipped, with the reason, only where no engine can start.
+real ``mlflow server`` on the host. Marked ``docker``: without an engine it skips, and fails in CI.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import PROJECT_ROOT, free_port
-from tests.containers import gunicorn_rss_kb, wait_ready
-from tests.servers import mlflow_server
+from tests.support import PROJECT_ROOT
+from tests.support.containers import gunicorn_rss_kb, wait_ready
+from tests.support.servers import free_port, mlflow_server
+from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.xdist_group("images")]
 IMAGE = "mnist-api:test"
 MONITOR_IMAGE = "mnist-monitor:test"
 SLIM_IMAGE = "mnist-api:slim-test"
@@ -43,12 +44,6 @@ def docker(*args: str, timeout: float = 120, check: bool = True) -> str:
 
 @pytest.fixture(scope="module")
 def image() -> str:
-    try:
-        info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as err:
-        pytest.skip(f"no Docker engine: {err}")
-    if info.returncode != 0:
-        pytest.skip(f"no Docker engine running: {info.stderr.strip().splitlines()[-1:]}")
     built = subprocess.run(
         ["make", "image", f"IMAGE={IMAGE}", f"MONITOR_IMAGE={MONITOR_IMAGE}",
          f"SLIM_IMAGE={SLIM_IMAGE}"],
@@ -96,11 +91,14 @@ def test_the_image_serves_the_registry_model_read_only_and_loses_no_prediction(
     url = f"http://127.0.0.1:{port}"
     try:
         started = time.monotonic()
-        while (status := docker("inspect", "-f", "{{.State.Health.Status}}", name)) != "healthy":
-            running = docker("inspect", "-f", "{{.State.Running}}", name)
-            if running != "true" or time.monotonic() - started > 180:
-                pytest.fail(f"container {status}, running={running}:\n" + logs(name))
-            time.sleep(1)
+        try:
+            wait_until(
+                lambda: docker("inspect", "-f", "{{.State.Health.Status}}", name) == "healthy",
+                180, interval=1, what=f"container {name} to be healthy",
+                alive=lambda: docker("inspect", "-f", "{{.State.Running}}", name) == "true",
+            )  # fmt: skip
+        except TimeoutError as err:
+            pytest.fail(f"{err}:\n" + logs(name))
         ready_s = time.monotonic() - started
         assert docker("exec", name, "id", "-u") == "1000"
         assert docker("inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", name) == "true"
@@ -180,7 +178,7 @@ def monitor_verdict(tmp_path: Path, state: Path, model: Path) -> dict[str, objec
     """Run the monitor image once against the service's log volume; return drift.json."""
     from mnist_pipeline.dataset import save_split
     from mnist_pipeline.stages import reference
-    from tests.conftest import make_digits
+    from tests.support.data import make_digits
 
     root = tmp_path / "pipeline"  # the reference stage's output for the model being served
     shutil.copytree(model, root / "models/mnist")

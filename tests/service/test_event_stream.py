@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,11 +18,12 @@ import requests
 from mnist_contracts.events import RedisEvents
 from mnist_pipeline.ops.monitor import live_quality
 from mnist_pipeline.params import MonitorParams
-from tests.redis_server import RedisServer
-from tests.service.gunicorn_server import gunicorn_server
 from tests.service.test_gunicorn import metric_sum
+from tests.support.gunicorn_server import gunicorn_server
+from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 
 def digit(value: int) -> list[list[int]]:
@@ -113,10 +113,11 @@ def counters(url: str) -> tuple[float, float]:
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 30) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return condition()
+    """True once ``condition`` holds (polled), False if it did not within ``seconds``."""
+    try:
+        return bool(wait_until(condition, seconds, interval=0.2, what="the condition"))
+    except TimeoutError:
+        return False
 
 
 def test_a_broker_outage_fails_no_request_counts_drops_and_resumes(

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from app.settings import Settings
 from mnist_contracts.events import RedisEvents, SqliteEvents, carries_image
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 
 ZEROS = [[0] * 28 for _ in range(28)]
 
@@ -24,7 +24,7 @@ def ones(value: int) -> list[list[int]]:
     return [[value] * 28 for _ in range(28)]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def sink(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
     """None: the embedded log; else the URL of a real Redis."""
     if request.param == "sqlite":
@@ -112,6 +112,7 @@ def test_feedback_needs_the_client_key_when_one_is_set(
     app.extensions["mnist_service"].prediction_log.close()
 
 
+@pytest.mark.redis
 def test_the_stream_is_bounded_and_carries_a_share_of_inputs(
     make_settings: Callable[..., Settings], redis_broker: RedisServer
 ) -> None:

@@ -19,8 +19,9 @@ import requests
 
 from mnist_contracts.model import read_identity
 from mnist_pipeline.registry import Registry
-from tests.servers import mlflow_server
-from tests.service.gunicorn_server import Load, gunicorn_server
+from tests.support.gunicorn_server import Load, gunicorn_server
+from tests.support.servers import mlflow_server
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 NAME = "mnist-classifier"
@@ -44,11 +45,10 @@ def served_versions(url: str) -> Counter[str]:
     return Counter(re.search(r'registry_version="([^"]*)"', f).group(1) for f in found)  # type: ignore[union-attr]
 
 
-def wait_until(check: Callable[[], bool], seconds: float) -> float:
+def timed_wait(check: Callable[[], bool], seconds: float) -> float:
+    """Seconds until ``check`` held (polled every 0.25 s; fails after ``seconds``)."""
     started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < seconds, "timed out"
-        time.sleep(0.25)
+    wait_until(check, seconds, interval=0.25, what="the workers to follow the registry")
     return time.monotonic() - started
 
 
@@ -87,18 +87,18 @@ def test_promote_and_rollback_reach_every_worker_with_no_failed_request(
         assert (metadata["registry_version"], metadata["alias"]) == (v1, "production")
 
         registry.promote(v2)  # what `mnist-registry promote` does
-        took = wait_until(lambda: served_versions(server.url) == {v2: 2}, 60)
+        took = timed_wait(lambda: served_versions(server.url) == {v2: 2}, 60)
         registry.rollback()  # production back to the version it replaced
-        took_back = wait_until(lambda: served_versions(server.url) == {v1: 2}, 60)
+        took_back = timed_wait(lambda: served_versions(server.url) == {v1: 2}, 60)
 
         registry.set_alias("production", v3)  # a version that cannot load
-        wait_until(
+        timed_wait(
             lambda: (
                 requests.get(f"{server.url}/health/ready", timeout=5).json().get("refused") == v3
             ),
             60,
         )
-        time.sleep(2)
+        time.sleep(2)  # not a wait for another process: the refused model must stay refused
         ready = requests.get(f"{server.url}/health/ready", timeout=5)
         assert ready.status_code == 200  # the old model keeps serving
         assert served_versions(server.url) == {v1: 2}

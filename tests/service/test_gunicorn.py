@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +17,10 @@ import pytest
 import requests
 import tritonclient.http as triton
 
-from tests.conftest import PROJECT_ROOT, free_port
-from tests.service.gunicorn_server import Load, Server, gunicorn_server
+from tests.support import PROJECT_ROOT
+from tests.support.gunicorn_server import Load, Server, gunicorn_server
+from tests.support.servers import GUNICORN_LISTENING, bound_port, wait_http_ok
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 ZEROS = [[0] * 28 for _ in range(28)]
@@ -113,7 +114,7 @@ def test_v2_protocol_with_tritonclient(server: Server) -> None:
 def test_reload_under_load_and_nothing_unlogged(server: Server, other_model: Path) -> None:
     admin = {"X-Admin-Key": ADMIN_KEY}
     with Load(server.url, clients=4) as load:
-        time.sleep(1.5)
+        wait_until(lambda: load.total >= 20, 60, what="the load to get answers")
         before = set(load.answered)
         good = server.model_dir.with_name("good")
         assert server.model_dir is not None
@@ -124,10 +125,24 @@ def test_reload_under_load_and_nothing_unlogged(server: Server, other_model: Pat
         reloaded = requests.post(f"{server.url}/admin/reload", json={}, timeout=60, headers=admin)
         assert reloaded.status_code == 200
         new_version = reloaded.json()["model_version"]
-        time.sleep(3)  # the other worker picks the reload up from the control file
+        probes = 0
+
+        def both_workers_serve_it() -> bool:
+            # The other worker picks the reload up from the control file: new connections
+            # (one per request) land on both workers.
+            nonlocal probes
+            versions = set()
+            for _ in range(6):
+                r = requests.post(f"{server.url}/predict", json={"image": ZEROS},
+                                  headers={"Connection": "close"}, timeout=10)  # fmt: skip
+                probes += r.status_code == 200
+                versions.add(r.json()["model_version"])
+            return versions == {new_version}
+
+        wait_until(both_workers_serve_it, 60, what="both workers to serve the reloaded model")
     assert not load.failures, load.failures[:5]
     assert new_version not in before
-    answered = load.total
+    answered = load.total + probes
     seen_after = set()
     for _ in range(10):
         r = requests.post(
@@ -148,11 +163,10 @@ def test_reload_under_load_and_nothing_unlogged(server: Server, other_model: Pat
 def test_the_container_entrypoint_runs_outside_a_container(
     tmp_path: Path, tiny_model: Path
 ) -> None:
-    port = free_port()
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "BIND": f"127.0.0.1:{port}",
+        "BIND": "127.0.0.1:0",
         "WEB_CONCURRENCY": "1",
         "MODEL_DIR": str(tiny_model),
         "PREDICTION_LOG": str(tmp_path / "predictions.db"),
@@ -160,19 +174,13 @@ def test_the_container_entrypoint_runs_outside_a_container(
         "TMPDIR": str(tmp_path),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the entrypoint must create and export it
-    log = (tmp_path / "entrypoint.log").open("wb")
+    log_file = tmp_path / "entrypoint.log"
+    log = log_file.open("wb")
     process = subprocess.Popen([str(PROJECT_ROOT / "docker/entrypoint.sh")], env=env,
                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, (tmp_path / "entrypoint.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "entrypoint did not become ready"
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.3)
+        port = bound_port(log_file, GUNICORN_LISTENING, process, 90)
+        wait_http_ok(f"http://127.0.0.1:{port}/health/ready", process, log_file, 90, "entrypoint")
         metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         assert "mnist_model_info" in metrics
         assert (tmp_path / "mnist-prometheus").is_dir()  # multiprocess mode was on

@@ -12,15 +12,15 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import PROJECT_ROOT, free_port
-from tests.dockerfile import context_copies, env, stages
+from tests.support import PROJECT_ROOT
+from tests.support.dockerfile import context_copies, env, stages
+from tests.support.servers import free_port, wait_http_ok
+from tests.support.venvs import locked_venv
 
 pytestmark = pytest.mark.slow
 SRV = "/srv"
@@ -43,18 +43,10 @@ def lay_out_srv(target: Path) -> dict[str, str]:
     return {k: v.replace(SRV, str(target)) for k, v in env(runtime).items()}
 
 
-@pytest.fixture(scope="module")
-def serve_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="session")
+def serve_venv() -> Path:
     """A venv with exactly requirements-serve.lock, as the image's build stage installs it."""
-    venv = tmp_path_factory.mktemp("serve-venv") / "venv"
-    base = getattr(sys, "_base_executable", sys.executable)
-    subprocess.run([base, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [str(venv / "bin/pip"), "install", "--quiet", "--no-deps",
-         "-r", str(PROJECT_ROOT / "requirements-serve.lock")],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return venv
+    return locked_venv(PROJECT_ROOT / "requirements-serve.lock")
 
 
 def test_the_service_runs_from_the_image_files_alone(
@@ -87,15 +79,7 @@ def test_the_service_runs_from_the_image_files_alone(
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the service did not start:\n" + log_file.read_text()[-3000:])
-            try:
-                if requests.get(f"{url}/health/ready", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.5)
+        wait_http_ok(f"{url}/health/ready", server, log_file, 120, "the service")
         zeros = [[0] * 28 for _ in range(28)]
         answer = requests.post(f"{url}/predict", json={"image": zeros}, timeout=10)
         assert answer.status_code == 200, answer.text

@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from app import create_app
 from app.settings import Settings
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fuzzed-app")]
 
 
 def _settings(directory: Path, model_dir: Path) -> Settings:

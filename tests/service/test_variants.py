@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,19 +24,18 @@ from mnist_contracts.lite import LITE_VARIANTS, VARIANTS
 from mnist_contracts.model import read_identity
 from mnist_pipeline.dataset import Split
 from mnist_pipeline.params import EvaluateParams
-from tests.service.conftest import export_real_mnist_model
-from tests.service.gunicorn_server import Server, gunicorn_server
+from tests.support.gunicorn_server import Server, gunicorn_server
+from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("digit-model")]
 ADMIN_KEY = "variant-admin"  # pragma: allowlist secret
 PROBE = Path(__file__).with_name("gunicorn_probe.py")
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Split]:
+def trained(digit_model: tuple[Path, Split]) -> tuple[Path, Split]:
     """An export of a small model trained on real MNIST, and the official test split."""
-    directory = tmp_path_factory.mktemp("variants") / "mnist"
-    return directory, export_real_mnist_model(directory, 8000, 64)
+    return digit_model
 
 
 @pytest.fixture(scope="module")
@@ -144,17 +142,13 @@ def test_every_route_reload_and_the_metrics_work_on_every_variant(
         line.startswith("mnist_model_info{") and f'variant="{variant}"' in line
         for line in metrics.splitlines()
     )
+
     # The prediction log records which runtime answered.
-    deadline = time.monotonic() + 10
-    variants: set[str] = set()
-    while time.monotonic() < deadline and not variants:
-        with (
-            contextlib.suppress(sqlite3.Error),
-            sqlite3.connect(servers[variant].prediction_log) as db,
-        ):
-            variants = {v for (v,) in db.execute("SELECT DISTINCT variant FROM predictions")}
-        time.sleep(0.2)
-    assert variants == {variant}
+    def logged_variants() -> set[str]:
+        with sqlite3.connect(servers[variant].prediction_log) as db:
+            return {v for (v,) in db.execute("SELECT DISTINCT variant FROM predictions")}
+
+    assert wait_until(logged_variants, 10, interval=0.2, what="logged rows") == {variant}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -22,19 +22,16 @@ from PIL import Image
 
 from mnist_contracts.model import read_identity
 from mnist_pipeline.dataset import Split
-from tests.browser import ARTIFACTS, find_chromium, launch_args
-from tests.service.conftest import export_real_mnist_model
-from tests.service.gunicorn_server import Server, gunicorn_server
+from tests.support.browser import ARTIFACTS, find_chromium, launch_args
+from tests.support.gunicorn_server import Server, gunicorn_server
 
-pytestmark = pytest.mark.slow
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.xdist_group("digit-model")]
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Split]:
+def model(digit_model: tuple[Path, Split]) -> tuple[Path, Split]:
     """A small model that reads real digits, and the official test split."""
-    directory = tmp_path_factory.mktemp("page-model") / "mnist"
-    return directory, export_real_mnist_model(directory, 12000, 128)
+    return digit_model
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +43,12 @@ def server(model: tuple[Path, Split], tmp_path_factory: pytest.TempPathFactory) 
 @contextlib.contextmanager
 def chromium_page() -> Iterator[Any]:
     """A fresh page in headless Chromium, with every request and error it makes recorded."""
+    from playwright.sync_api import sync_playwright  # the browser mark checked it is there
+
     executable = find_chromium()
-    if executable is None:
-        pytest.skip("no Chromium or Chrome on this machine (.ci/run installs Debian's chromium)")
+    assert executable is not None  # the browser mark checked it is there
     ARTIFACTS.mkdir(exist_ok=True)
-    with playwright_api.sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=launch_args())
         opened = browser.new_context(viewport={"width": 1000, "height": 900}).new_page()
         opened.requested, opened.errors = [], []

@@ -61,7 +61,7 @@ def test_every_console_script_points_at_a_callable() -> None:
     import importlib
     import tomllib
 
-    from tests.conftest import PROJECT_ROOT
+    from tests.support import PROJECT_ROOT
 
     scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert {"mnist-pipeline", "mnist-registry", "mnist-report", "mnist-monitor"} <= set(scripts)

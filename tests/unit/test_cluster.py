@@ -11,7 +11,7 @@ import yaml
 
 from mnist_pipeline import cluster as clusters
 from mnist_pipeline.errors import PipelineError
-from tests.conftest import PROJECT_ROOT
+from tests.support import PROJECT_ROOT
 
 
 def test_tf_config_round_trips_and_worker_zero_is_the_chief() -> None:

@@ -13,7 +13,7 @@ from mnist_pipeline.dataset import (
     save_split,
 )
 from mnist_pipeline.errors import PipelineError
-from tests.conftest import make_digits
+from tests.support.data import make_digits
 
 
 def test_well_formed_split_passes() -> None:

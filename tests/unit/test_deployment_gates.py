@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT
-from tests.dockerfile import env, exec_form, last, stages
+from tests.support import PROJECT_ROOT
+from tests.support.dockerfile import env, exec_form, last, stages
 
 BIN = Path(sys.executable).parent
 
@@ -150,7 +150,7 @@ def test_pre_commit_runs_the_ci_linters() -> None:
 
 
 def test_the_monitor_image_copies_every_module_mnist_monitor_imports() -> None:
-    from tests.dockerfile import context_copies
+    from tests.support.dockerfile import context_copies
     from tests.unit.test_dvc_graph import import_closure
 
     copied: set[str] = set()

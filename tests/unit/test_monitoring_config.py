@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.support import PROJECT_ROOT
+from tests.support.tools import require
 
 PROMTOOL = shutil.which("promtool")
-# In CI a missing promtool is a broken setup, not a reason to skip.
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None and os.environ.get("CI") != "true", reason="promtool is not installed"
-)
 
 
-@needs_promtool
+@pytest.fixture(autouse=True)
+def _promtool() -> None:
+    """Locally a missing promtool skips; in CI it fails (tests/support/tools.py)."""
+    require("promtool")
+
+
 def test_alert_rules_and_scrape_config_are_valid() -> None:
     assert PROMTOOL is not None, ".ci/run should have installed promtool"
     monitoring = PROJECT_ROOT / "monitoring"
@@ -34,7 +35,6 @@ def test_alert_rules_and_scrape_config_are_valid() -> None:
     assert config.returncode == 0, config.stdout + config.stderr
 
 
-@needs_promtool
 def test_drift_alert_fires_on_the_gauge(tmp_path: object) -> None:
     """promtool's rule unit test: the drift gauge at 1 for 15 minutes fires MnistInputDrift."""
     assert PROMTOOL is not None

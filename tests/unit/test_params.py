@@ -5,7 +5,7 @@ import yaml
 
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import Params, flatten, load_params, parse_params
-from tests.conftest import PROJECT_ROOT
+from tests.support import PROJECT_ROOT
 
 
 def test_repository_params_are_valid() -> None:

@@ -5,7 +5,7 @@ from mnist_pipeline.dataset import RawMnist, class_counts
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import PreprocessParams
 from mnist_pipeline.stages.preprocess import data_report, prepare, split_train_val
-from tests.conftest import make_digits
+from tests.support.data import make_digits
 
 
 def test_split_is_stratified_and_disjoint() -> None:

@@ -17,7 +17,7 @@ from mnist_pipeline.sources import (
     restricted_unpickle,
     verify_checksum,
 )
-from tests.conftest import make_digits
+from tests.support.data import make_digits
 
 
 def classic_pickle(n_train: int = 40, n_valid: int = 20, n_test: int = 20) -> bytes:

@@ -15,7 +15,7 @@ from mnist_pipeline.tracking import (
     resolve_store,
     source_tags,
 )
-from tests.conftest import free_port
+from tests.support.servers import free_port
 
 
 def test_gate_needs_the_floor_and_no_regression_beyond_tolerance() -> None:

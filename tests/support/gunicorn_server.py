@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import PROJECT_ROOT, free_port
+from tests.support import PROJECT_ROOT
+from tests.support.servers import GUNICORN_LISTENING, bound_port
+from tests.support.waiting import wait_until
 
 
 @dataclass
@@ -38,12 +39,11 @@ def gunicorn_server(
     config: Path = PROJECT_ROOT / "gunicorn.conf.py",
 ) -> Iterator[Server]:
     """Start Gunicorn with ``workers`` workers; yield once every worker answers ready."""
-    port = free_port()
     prom = tmp_path / "prometheus"
     prom.mkdir(parents=True, exist_ok=True)
     full_env = {
         **os.environ,
-        "BIND": f"127.0.0.1:{port}",
+        "BIND": "127.0.0.1:0",  # the kernel picks the port; the master's log names it
         "WEB_CONCURRENCY": str(workers),
         "METRICS_FILE": str(tmp_path / "none.json"),
         "PREDICTION_LOG": str(tmp_path / "predictions.db"),
@@ -58,20 +58,25 @@ def gunicorn_server(
             [str(Path(sys.executable).parent / "gunicorn"), "-c", str(config)],
             cwd=PROJECT_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
+    port = bound_port(log_file, GUNICORN_LISTENING, process, timeout)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    ready = 0
-    # Every worker has logged its model, and several answers in a row say ready.
-    while ready < 3 or log_file.read_text().count('"message": "model loaded"') < workers:
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            # The access lines of the readiness probes would hide why: show everything else.
-            lines = [x for x in log_file.read_text().splitlines() if '"app.access"' not in x]
-            pytest.fail("gunicorn did not become ready:\n" + "\n".join(lines)[-4000:])
-        try:
-            ready = ready + 1 if requests.get(f"{url}/health/ready", timeout=2).ok else 0
-        except requests.RequestException:
-            time.sleep(0.3)
+    in_a_row = 0
+
+    def ready() -> bool:
+        # Every worker has logged its model, and several answers in a row say ready.
+        nonlocal in_a_row
+        in_a_row = in_a_row + 1 if requests.get(f"{url}/health/ready", timeout=2).ok else 0
+        loaded = log_file.read_text().count('"message": "model loaded"')
+        return in_a_row >= 3 and loaded >= workers
+
+    try:
+        wait_until(ready, timeout, interval=0.1, what="every gunicorn worker to be ready",
+                   alive=lambda: process.poll() is None)  # fmt: skip
+    except TimeoutError as err:
+        process.kill()
+        # The access lines of the readiness probes would hide why: show everything else.
+        lines = [x for x in log_file.read_text().splitlines() if '"app.access"' not in x]
+        pytest.fail(f"gunicorn did not become ready ({err}):\n" + "\n".join(lines)[-4000:])
     model_dir = Path(env["MODEL_DIR"]) if "MODEL_DIR" in env else None
     try:
         yield Server(url, process, tmp_path / "predictions.db", log_file, model_dir)

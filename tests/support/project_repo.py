@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-from tests.conftest import PROJECT_ROOT
+from tests.support import PROJECT_ROOT
 
 # What a clone has, minus results: the repro must create those itself.
 COPY = [
@@ -112,3 +115,61 @@ def user_clone(origin: Path, dest: Path) -> Path:
     for watched in ("requirements.lock", "pyproject.toml"):
         os.utime(dest / watched, (0, 0))
     return dest
+
+
+def git(cwd: Path, *args: str) -> None:
+    """Run git in ``cwd`` with a fixed identity."""
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+        cwd=cwd, check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def commit_all(repo: Path, message: str) -> None:
+    """``git add -A`` and commit everything in ``repo``."""
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", message], repo)
+
+
+def copy_repo(source: Path, dest: Path) -> Path:
+    """A private copy of a repository the pipeline ran in: git, DVC cache, workspace, MLflow store.
+
+    The e2e tests start from one shared run of the pipeline instead of each running it again;
+    each test gets its own copy, so none can change what another sees. DVC's ``.dvc/tmp`` (locks,
+    queue state) is left behind. The embedded MLflow store records absolute artifact locations:
+    they are moved to the copy, so its runs and models never point into ``source``.
+    """
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        return {"tmp"} & set(names) if Path(directory) == source / ".dvc" else set()
+
+    shutil.copytree(source, dest, symlinks=True, ignore=ignore)
+    if (dest / "mlflow.db").is_file():
+        relocate_store(dest / "mlflow.db", str(source), str(dest))
+    return dest
+
+
+def relocate_store(database: Path, old: str, new: str) -> None:
+    """Rewrite every text value in an SQLite MLflow store that names ``old`` to name ``new``."""
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for column in [row[1] for row in db.execute(f"PRAGMA table_info('{table}')")]:
+                db.execute(
+                    f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '  # noqa: S608
+                    f'WHERE typeof("{column}") = \'text\' AND instr("{column}", ?) > 0',
+                    (old, new, old),
+                )
+
+
+def registry_state(repo: Path, tracking_uri: str | None = None) -> dict[str, object]:
+    """How many versions of mnist-classifier the store holds, and where its aliases point."""
+    out = mlflow_query(
+        repo,
+        "vs = c.search_model_versions(\"name='mnist-classifier'\")\n"
+        "m = c.get_registered_model('mnist-classifier') if vs else None\n"
+        "print(len(vs)); print({a: str(v) for a, v in sorted(m.aliases.items())} if m else {})",
+        tracking_uri,
+    )
+    count, aliases = out.splitlines()
+    return {"versions": int(count), "aliases": ast.literal_eval(aliases)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -20,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,22 +29,69 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import free_port
+from tests.support.waiting import wait_until
 
 BIN = Path(sys.executable).parent
 REGION = "us-east-1"
+# Gunicorn's master names the address it bound (BIND=127.0.0.1:0 lets the kernel pick the port).
+GUNICORN_LISTENING = r"Listening at: http://127\.0\.0\.1:(\d+)"
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    """Wait until something accepts connections on ``port`` (fail with the server's log)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.2)
-    pytest.fail(f"server on port {port} did not start:\n{log.read_text()[-3000:]}")
+def free_port() -> int:
+    """A free TCP port on loopback, for a server that cannot bind port 0 and say what it got.
+
+    Prefer :func:`bound_port` where the server can: a port picked here may be taken by another
+    process before the server binds it.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bound_port(log: Path, pattern: str, process: subprocess.Popen[bytes], timeout: float) -> int:
+    """The port a server bound to port 0 says it got, read from its log.
+
+    Binding port 0 lets the kernel choose: two xdist workers never race for one port.
+
+    Args:
+        log: The server's log file.
+        pattern: A regular expression whose first group is the port.
+        process: The server, to stop waiting if it exits.
+        timeout: Seconds to wait.
+    """
+
+    def found() -> int | None:
+        match = re.search(pattern, log.read_text(errors="replace"))
+        return int(match.group(1)) if match else None
+
+    try:
+        return wait_until(found, timeout, interval=0.2, what=f"{log.name} to name its port",
+                          alive=lambda: process.poll() is None)  # fmt: skip
+    except TimeoutError as err:
+        pytest.fail(f"{err}:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def wait_http_ok(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float, what: str
+) -> None:
+    """Poll ``url`` until it answers 2xx; fail the test with the server's log if it never does.
+
+    Args:
+        url: What to GET (a health or readiness route).
+        process: The server: its exit ends the wait at once.
+        log: The server's log, shown on failure.
+        timeout: Seconds to wait.
+        what: The server, named in the failure.
+    """
+    try:
+        wait_until(
+            lambda: requests.get(url, timeout=2).ok, timeout, interval=0.3,
+            what=f"{what} to answer {url}", alive=lambda: process.poll() is None,
+        )  # fmt: skip
+    except TimeoutError as err:
+        pytest.fail(
+            f"{what} did not become ready ({err}):\n{log.read_text(errors='replace')[-3000:]}"
+        )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -95,18 +142,17 @@ def s3_server(workdir: Path, bucket: str = "mnist-team", *, auth: bool = True) -
     """
     import boto3
 
-    port = free_port()
     log = workdir / "moto.log"
     env = dict(os.environ)
     if auth:  # the first three requests (user, key, policy) need no signature
         env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", "0"],
             stdout=out, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
     try:
-        wait_for_port(port, process, log, 60)
+        port = bound_port(log, r"Running on http://127\.0\.0\.1:(\d+)", process, 60)
         endpoint = f"http://127.0.0.1:{port}"
         # Without auth moto takes any key; these are placeholders.
         key, secret = "mnist", "mnist-test"  # pragma: allowlist secret
@@ -187,7 +233,16 @@ def postgres_server() -> Iterator[Postgres]:
              "-A", "trust", "-U", "mlflow", "--no-sync"],
             check=True, capture_output=True,
         )  # fmt: skip
-        server.start()
+        # PostgreSQL cannot bind port 0 and say what it got: a port picked free may be taken
+        # before it binds (another xdist worker, any process), so a failed start tries another.
+        for attempt in range(3):
+            try:
+                server.start()
+                break
+            except subprocess.CalledProcessError:
+                if attempt == 2:
+                    raise
+                server.port = free_port()
         subprocess.run(
             [*as_owner, str(postgres_bin() / "createdb"), "-h", "127.0.0.1",
              "-p", str(server.port), "-U", "mlflow", "mlflow"],
@@ -204,13 +259,17 @@ def postgres_server() -> Iterator[Postgres]:
 def mlflow_server(
     workdir: Path, backend: str, artifacts: str, env: dict[str, str] | None = None
 ) -> Iterator[str]:
-    """A real ``mlflow server`` with served artifacts; yields its URL."""
-    port = free_port()
+    """A real ``mlflow server`` with served artifacts; yields its URL.
+
+    Its job runner (seven Huey consumers, each importing MLflow) is off: the tests use no server
+    jobs, and it doubled the CPU a server start costs. The server and its children are one
+    process group, stopped together.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     cmd = [
         str(BIN / "mlflow"), "server", "--backend-store-uri", backend,
         "--serve-artifacts", "--artifacts-destination", artifacts,
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--host", "127.0.0.1", "--port", "0", "--workers", "1",
     ]  # fmt: skip
     log = workdir / "mlflow-server.log"
     with log.open("wb") as out:
@@ -219,21 +278,28 @@ def mlflow_server(
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=workdir,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})},
+            start_new_session=True,
         )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{url}/health", timeout=2).ok:
-                    break
-            time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not start:\n" + log.read_text()[-3000:])
+        port = bound_port(log, r"Uvicorn running on http://127\.0\.0\.1:(\d+)", process, 120)
+        url = f"http://127.0.0.1:{port}"
+        wait_http_ok(f"{url}/health", process, log, 60, "mlflow server")
         yield url
     finally:
-        stop(process)
+        stop_group(process)
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a server started with ``start_new_session`` and all its children."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 class CutProxy:
@@ -328,8 +394,7 @@ def serve_and_predict(repo: Path) -> dict[str, object]:
     Returns:
         The answer's JSON.
     """
-    port = free_port()
-    env = {**os.environ, "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
+    env = {**os.environ, "BIND": "127.0.0.1:0", "WEB_CONCURRENCY": "1"}
     env.pop("DVC_ROOT", None)
     log = repo / "serve.log"
     with log.open("wb") as out:
@@ -338,21 +403,12 @@ def serve_and_predict(repo: Path) -> dict[str, object]:
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.5)
-        else:
-            pytest.fail("make serve did not become ready:\n" + log.read_text()[-3000:])
+        port = bound_port(log, GUNICORN_LISTENING, server, 120)
+        url = f"http://127.0.0.1:{port}"
+        wait_http_ok(f"{url}/health/ready", server, log, 120, "make serve")
         image = [[0] * 28 for _ in range(28)]
-        answer = requests.post(
-            f"http://127.0.0.1:{port}/predict", json={"images": [image]}, timeout=30
-        )
+        answer = requests.post(f"{url}/predict", json={"images": [image]}, timeout=30)
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
+        stop_group(server)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.conftest import free_port
+from tests.support.servers import free_port
+from tests.support.waiting import wait_until
 
 
 class RedisServer:
@@ -35,16 +35,12 @@ class RedisServer:
              "--appendonly", "no", "--dir", str(self.directory)],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError((self.directory / "redis.log").read_text()) from None
-                time.sleep(0.05)
+        client, process = redis.Redis.from_url(self.url), self.process
+        try:
+            wait_until(client.ping, 20, interval=0.05, what=f"redis on port {self.port}",
+                       alive=lambda: process.poll() is None)  # fmt: skip
+        except TimeoutError:
+            raise RuntimeError((self.directory / "redis.log").read_text()) from None
 
     def stop(self) -> None:
         """Stop the server (its data goes with it: no persistence)."""
@@ -60,9 +56,20 @@ class RedisServer:
 
 @contextlib.contextmanager
 def redis_server(directory: Path) -> Iterator[RedisServer]:
-    """A running server, stopped afterwards."""
-    server = RedisServer(directory)
-    server.start()
+    """A running server, stopped afterwards.
+
+    Redis cannot bind port 0 and say what it got: a port picked free may be taken before the
+    server binds it (another xdist worker, any process), so a failed start tries a new port.
+    """
+    for attempt in range(3):
+        server = RedisServer(directory / str(attempt))
+        try:
+            server.start()
+            break
+        except RuntimeError:
+            server.stop()
+            if attempt == 2:
+                raise
     try:
         yield server
     finally:

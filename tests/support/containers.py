@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import requests
 
+from tests.support.waiting import wait_until
+
 # Every gunicorn process's pid and resident memory (kB), from /proc inside the container.
 _RSS = (
     'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = gunicorn ] && '
@@ -21,15 +23,9 @@ def wait_ready(url: str, started: float, timeout: float, alive: Callable[[], boo
     Raises:
         TimeoutError: If it is not ready within ``timeout`` seconds, or ``alive()`` turns false.
     """
-    while True:
-        try:
-            if requests.get(f"{url}/health/ready", timeout=2).ok:
-                return time.monotonic() - started
-        except requests.RequestException:
-            pass
-        if not alive() or time.monotonic() - started > timeout:
-            raise TimeoutError(f"{url} was not ready in {time.monotonic() - started:.0f} s")
-        time.sleep(0.2)
+    wait_until(lambda: requests.get(f"{url}/health/ready", timeout=2).ok, timeout,
+               interval=0.2, what=f"{url} to be ready", alive=alive)  # fmt: skip
+    return time.monotonic() - started
 
 
 def gunicorn_rss_kb(container: str) -> list[tuple[int, int]]:
