@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.spark-installed
+# uv installs into $(VIRTUAL_ENV), exported below.
+UV = $(BIN)/uv pip
 # Stages run `python -m ...`: the venv must come first on PATH, as after `source .venv/bin/activate`.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
@@ -12,7 +14,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote image bench-image bench-durability seeds shadow collect screenshot setup-spark train-distributed bench-distributed bench-score
+.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote image bench-image bench-durability seeds shadow collect screenshot setup-spark train-distributed bench-distributed bench-score bench-tests test-tier
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,10 +22,12 @@ help:  ## List the targets.
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required: set PYTHON=/path/to/python3.11")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	$(BIN)/python -m pip check
+	# uv's pip installs the lock exactly, in seconds where pip takes minutes (reports/bench_tests.json);
+	# uv itself comes at the lock's version.
+	$(BIN)/python -m pip install --quiet "$$(grep -E '^uv==' requirements.lock)"
+	$(UV) install --quiet -r requirements.lock
+	$(UV) install --quiet --no-deps --no-build-isolation -e .
+	$(UV) check
 	@touch $@
 
 setup: $(STAMP)  ## Create .venv from requirements.lock (only when missing or outdated).
@@ -133,16 +137,28 @@ typecheck: setup  ## mypy (strict) on src/.
 	$(BIN)/mypy
 
 $(SPARK_STAMP): requirements-spark.lock $(STAMP)
-	$(BIN)/python -m pip install --quiet -r requirements-spark.lock -c requirements.lock
+	$(UV) install --quiet -r requirements-spark.lock -c requirements.lock
 	touch $@
 
 setup-spark: $(SPARK_STAMP)  ## The optional Spark extra (mnist-score --engine spark), from requirements-spark.lock.
 
+# Two workers: much of the suite waits on subprocesses and servers, so one core's wait is the
+# other's work. Tests that share a heavy fixture are one xdist_group and stay on one worker.
+WORKERS_TEST ?= 2
+HEAVY_MARKS := slow or docker or browser or spark or redis or postgres or s3
 test: lint typecheck $(SPARK_STAMP)  ## Lint, types, and the whole test suite with coverage of src/.
-	$(BIN)/python -m pytest --cov --cov-report=term --cov-report=xml:reports/coverage.xml
+	$(BIN)/python -m pytest -n $(WORKERS_TEST) --dist loadgroup --durations=25 \
+	  --cov --cov-report=term --cov-report=xml:reports/coverage.xml
 
-test-fast: setup  ## Tests not marked slow.
-	$(BIN)/python -m pytest -m "not slow"
+test-fast: setup  ## The tests without a heavy mark: what to run before each commit.
+	$(BIN)/python -m pytest -m "not ($(HEAVY_MARKS))"
+
+MARKS ?= slow
+test-tier: setup $(SPARK_STAMP)  ## One tier of the suite, as CI's parallel jobs run it: make test-tier MARKS="docker".
+	$(BIN)/python -m pytest -n $(WORKERS_TEST) --dist loadgroup --durations=25 -m "$(MARKS)"
+
+bench-tests: setup  ## Time the suite's tiers (a cold CI run is measured by .ci/run) -> reports/bench_tests.json.
+	$(BIN)/python scripts/bench_tests.py
 
 lock: setup  ## Rewrite requirements.lock from the current .venv.
 	# The Spark extra has its own lock (requirements-spark.lock): it stays out of this one.
