@@ -286,6 +286,45 @@ def repro_line(reports: Path) -> str:
     )
 
 
+def tests(reports: Path) -> str:
+    """The test suite's budget: CI cold and warm, ``make test-fast``, the tiers, the slowest."""
+    report = _load(reports, "bench_tests.json")
+
+    def minutes(key: str) -> str:
+        value = report.get(key)
+        return "not measured" if value is None else f"{value / 60:.1f} min ({value:,.0f} s)"
+
+    lines = [
+        "| what | wall time |",
+        "|---|---|",
+        f"| `CI=true bash .ci/run`, cold (fresh clone, no venv, caches or images) | "
+        f"{minutes('ci_seconds')} |",
+        f"| the same again, warm | {minutes('ci_seconds_warm')} |",
+        f"| `make test-fast` | {minutes('test_fast_seconds')} |",
+    ]
+    install = report.get("install_seconds")
+    if install:
+        lines.append(
+            f"| `requirements.lock` into a new venv, empty caches: pip / uv (`make setup`) | "
+            f"{install['pip']:,.0f} s / {install['uv']:,.0f} s |"
+        )
+    tiers = report.get("tier_test_seconds", {})
+    if tiers:
+        summed = ", ".join(f"{tier} {seconds / 60:.1f} min" for tier, seconds in tiers.items())
+        lines += ["", f"Test time by CI tier (summed over tests, one worker): {summed}."]
+    slowest = report.get("slowest", [])[:5]
+    if slowest:
+        lines += [
+            "",
+            "Slowest tests: "
+            + "; ".join(
+                f"`{row['test'].split('::')[-1]}` {row['seconds']:.0f} s" for row in slowest
+            )
+            + ".",
+        ]
+    return "\n".join([*lines, "", _source(report, "bench_tests.json")])
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
     "repro_line": repro_line,
     "results": results,
@@ -299,6 +338,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "image": image,
     "durability": durability,
     "seeds": seeds,
+    "tests": tests,
 }
 _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- /generated: \2 -->)", re.S)
 
