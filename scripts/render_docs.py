@@ -288,6 +288,8 @@ def repro_line(reports: Path) -> str:
 
 def tests(reports: Path) -> str:
     """The test suite's budget: CI cold and warm, ``make test-fast``, the tiers, the slowest."""
+    if not (reports / "bench_tests.json").is_file():
+        return "Not measured yet: run `make bench-tests`, then `make docs`."
     report = _load(reports, "bench_tests.json")
 
     def minutes(key: str) -> str:
