@@ -219,12 +219,19 @@ def wait_for_queue(repo: Path, names: set[str], timeout_s: float = 900) -> set[s
     raise AssertionError(f"the queue did not finish {names} in {timeout_s} s")
 
 
-def test_two_queued_experiments_run_in_parallel_without_cross_talk(repo: Path) -> None:
+def gate_passing_every_model(repo: Path) -> None:
+    """Make the gate pass the tiny model: register re-applies it, promoting version 1."""
+    set_params(repo, register={"min_accuracy": 0.0, "tolerance": 1.0})
+    assert stages_run(run(["dvc", "repro"], repo)) == ["register"]
+    commit_all(repo, "gate for a tiny model")
+
+
+def test_two_queued_experiments_run_in_parallel_without_cross_talk(
+    repo_after_repro: Path,
+) -> None:
     """`dvc queue start -j 2`: two experiments at once, one embedded store, separate results."""
-    set_params(repo, register={"min_accuracy": 0.0, "tolerance": 1.0})  # every model passes
-    run(["git", "commit", "-qam", "gate for a tiny model"], repo)
-    run(["dvc", "repro"], repo)
-    commit_all(repo, "results")
+    repo = repo_after_repro
+    gate_passing_every_model(repo)
     run(["dvc", "exp", "run", "--queue", "-n", "par-a", "-S", "train.epochs=2"], repo)
     run(["dvc", "exp", "run", "--queue", "-n", "par-b", "-S", "train.units=16"], repo)
     # The queue's workers are daemons that inherit stdout: a captured pipe would make this call
@@ -283,12 +290,10 @@ def test_two_queued_experiments_run_in_parallel_without_cross_talk(repo: Path) -
         assert [name, digest, "false"] in versions.values()
 
 
-def test_a_queued_experiment_never_moves_production(repo: Path) -> None:
+def test_a_queued_experiment_never_moves_production(repo_after_repro: Path) -> None:
     """Same store, same branch: the experiment registers its model, production stays put."""
-    set_params(repo, register={"min_accuracy": 0.0, "tolerance": 1.0})  # every model passes
-    run(["git", "commit", "-qam", "gate for a tiny model"], repo)
-    run(["dvc", "repro"], repo)
-    commit_all(repo, "results")
+    repo = repo_after_repro
+    gate_passing_every_model(repo)
     assert registry_state(repo)["aliases"] == {"candidate": "1", "production": "1"}
 
     run(["dvc", "exp", "run", "--queue", "-n", "ep2", "-S", "train.epochs=2"], repo)
