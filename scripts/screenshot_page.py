@@ -1,7 +1,7 @@
 """Screenshot the draw-a-digit page for the README: the real service on ``models/mnist``.
 
 Starts Gunicorn on a free loopback port, opens ``/`` in the machine's headless Chromium
-(tests/browser.py), draws a 7 with the mouse, waits for the answer and writes
+(tests/support/browser.py), draws a 7 with the mouse, waits for the answer and writes
 ``docs/images/draw-a-digit.png``. Usage: ``make screenshot`` (after ``make repro``).
 """
 
