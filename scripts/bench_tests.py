@@ -128,6 +128,9 @@ def measure(only: set[str], work: Path) -> dict[str, Any]:
     }  # fmt: skip
     for name in ("VIRTUAL_ENV", "DVC_ROOT"):
         env.pop(name, None)
+    # As a new user's shell: no venv on PATH (make setup would build the clone's from it).
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(d for d in env["PATH"].split(os.pathsep) if d != venv_bin)
     found: dict[str, Any] = {}
     if "cold" in only:
         if shutil.which("docker"):

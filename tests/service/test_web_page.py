@@ -1,9 +1,9 @@
 """The draw-a-digit page in a real browser, against the real service.
 
-Headless Chromium (the machine's own, tests/support/browser.py) driven by Playwright opens ``/`` on a
-Gunicorn service that serves a small model trained here on real MNIST. Strokes are drawn with
-the mouse; the API calls the page makes are intercepted and what the page shows is compared with
-what the service answered. Screenshots go to ``test-artifacts/``.
+Headless Chromium (the machine's own, tests/support/browser.py) driven by Playwright opens
+``/`` on a Gunicorn service that serves a small model trained here on real MNIST. Strokes are
+drawn with the mouse; the API calls the page makes are intercepted and what the page shows is
+compared with what the service answered. Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
