@@ -220,10 +220,14 @@ def wait_for_queue(repo: Path, names: set[str], timeout_s: float = 900) -> set[s
 
 
 def gate_passing_every_model(repo: Path) -> None:
-    """Make the gate pass the tiny model: register re-applies it, promoting version 1."""
+    """Make the gate pass the tiny model: register re-applies it, promoting version 1.
+
+    The params are committed first: only a clean main workspace may move production.
+    """
     set_params(repo, register={"min_accuracy": 0.0, "tolerance": 1.0})
+    run(["git", "commit", "-qam", "gate for a tiny model"], repo)
     assert stages_run(run(["dvc", "repro"], repo)) == ["register"]
-    commit_all(repo, "gate for a tiny model")
+    commit_all(repo, "results")
 
 
 def test_two_queued_experiments_run_in_parallel_without_cross_talk(
