@@ -153,3 +153,32 @@ def test_two_workers_starting_the_same_server_get_their_own_port_and_store(
     assert sorted(r["worker"] for r in rows) == ["gw0", "gw1"]
     assert len({r["endpoint"] for r in rows}) == 2
     assert len({r["store"] for r in rows}) == 2
+
+
+GROUPED_TEST = """
+import os
+import pytest
+
+pytestmark = pytest.mark.xdist_group("shared")
+
+@pytest.mark.parametrize("i", range(4))
+def test_grouped(i):
+    with open(os.environ["RECORD"], "a") as out:
+        out.write(os.environ["PYTEST_XDIST_WORKER"] + "\\n")
+"""
+
+
+def test_tests_of_one_xdist_group_run_on_one_worker(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What ``make test`` relies on to build a module's shared fixture once (--dist loadgroup)."""
+    record = tmp_path / "workers.txt"
+    monkeypatch.setenv("RECORD", str(record))
+    pytester.makepyfile(test_grouped=GROUPED_TEST, test_free="def test_a():\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=5)
+    workers = record.read_text().split()
+    assert len(workers) == 4
+    assert len(set(workers)) == 1, workers
