@@ -66,6 +66,9 @@ def junit_tests(report: Path) -> list[tuple[str, float]]:
         classname, name = case.get("classname", ""), case.get("name", "")
         module = classname.replace(".", "/")
         node = f"{module}.py::{name}" if module.startswith("tests/") else f"{classname}::{name}"
+        # xdist's loadgroup appends "@group" to a grouped test's id: the test's own id is before.
+        if node.rfind("@") > node.rfind("]"):
+            node = node[: node.rfind("@")]
         found.append((node, float(case.get("time", 0))))
     return found
 

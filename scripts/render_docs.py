@@ -310,17 +310,14 @@ def tests(reports: Path) -> str:
             f"| `requirements.lock` into a new venv, empty caches: pip / uv (`make setup`) | "
             f"{install['pip']:,.0f} s / {install['uv']:,.0f} s |"
         )
-    tiers = report.get("tier_test_seconds", {})
-    if tiers:
-        summed = ", ".join(f"{tier} {seconds / 60:.1f} min" for tier, seconds in tiers.items())
-        lines += ["", f"Test time by CI tier (summed over tests, one worker): {summed}."]
     slowest = report.get("slowest", [])[:5]
     if slowest:
         lines += [
             "",
             "Slowest tests: "
             + "; ".join(
-                f"`{row['test'].split('::')[-1]}` {row['seconds']:.0f} s" for row in slowest
+                f"`{row['test'].split('::')[-1].split('@')[0]}` {row['seconds']:.0f} s"
+                for row in slowest
             )
             + ".",
         ]
