@@ -35,6 +35,9 @@ import yaml
 from provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.support.plugin import HEAVY_MARKS  # noqa: E402 - the marks make test-fast deselects
+
 OUT = ROOT / "reports" / "bench_tests.json"
 # What the suite builds and keeps between runs: a cold run starts without them.
 IMAGES = [
@@ -43,7 +46,6 @@ IMAGES = [
     "mnist-api:slim-test",
     "local/python:3.11-bookworm",
 ]
-HEAVY = ("slow", "docker", "browser", "spark", "redis", "postgres", "s3")
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> float:
@@ -88,7 +90,7 @@ def tier_seconds(marks_file: Path, tests: list[tuple[str, float]]) -> dict[str, 
 
     marks: dict[str, list[str]] = json.loads(marks_file.read_text())
     workflow = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())
-    tiers = {"fast": f"not ({' or '.join(HEAVY)})"}
+    tiers = {"fast": f"not ({' or '.join(HEAVY_MARKS)})"}
     for entry in workflow["jobs"]["tier"]["strategy"]["matrix"]["include"]:
         tiers[entry["tier"]] = entry["marks"]
     totals = {}
