@@ -60,6 +60,25 @@ def chromium_page() -> Iterator[Any]:
             browser.close()
 
 
+def wait_text(page: Any, selector: str, text: str) -> None:
+    """Wait until ``selector``'s text contains ``text``.
+
+    Playwright's ``wait_for_function`` compiles its predicate with ``new Function`` once the
+    first check fails, which the page's CSP (no ``unsafe-eval``) rightly refuses; locator
+    assertions run in Playwright's own injected script and need no eval.
+    """
+    from playwright.sync_api import expect
+
+    expect(page.locator(selector)).to_contain_text(text, timeout=30_000)
+
+
+def wait_answer(page: Any) -> None:
+    """Wait until the page shows a digit in place of its placeholder."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#digit")).not_to_have_text("-", timeout=30_000)
+
+
 @pytest.fixture
 def page(server: Server) -> Iterator[Any]:
     with chromium_page() as opened:
@@ -82,7 +101,7 @@ def predict_and_capture(page: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     with page.expect_response(lambda r: r.url.endswith("/predict")) as answered:
         page.click("#predict")
     response = answered.value
-    page.wait_for_function("document.querySelector('#digit').textContent !== '-'")
+    wait_answer(page)
     return json.loads(response.request.post_data), response.json()
 
 
@@ -111,7 +130,7 @@ def test_the_page_draws_predicts_and_shows_exactly_what_the_api_answered(
     csp = response.headers["content-security-policy"]
     assert "script-src 'self'" in csp
     assert "default-src 'none'" in csp
-    page.wait_for_function("document.querySelector('#model').textContent.includes('version')")
+    wait_text(page, "#model", "version")
     assert read_identity(model[0]).digest in page.text_content("#model")
 
     stroke(page, [(0.5, 0.15), (0.5, 0.5), (0.5, 0.85)])  # a clear "1"
@@ -156,7 +175,7 @@ def test_an_upload_and_feedback_go_through_the_public_api(
     with page.expect_response(lambda r: r.url.endswith("/predict/image")) as answered:
         page.set_input_files("#upload", str(photo))
     body = answered.value.json()
-    page.wait_for_function("document.querySelector('#digit').textContent !== '-'")
+    wait_answer(page)
     digit, bars = shown(page)
     assert digit == str(body["predictions"][0]["predicted_class"]) == str(int(test.y[0]))
     assert bars == pytest.approx(body["predictions"][0]["probabilities"], abs=1e-9)
@@ -169,8 +188,7 @@ def test_an_upload_and_feedback_go_through_the_public_api(
         "event_id": body["predictions"][0]["event_id"],
         "label": 3,
     }
-    page.wait_for_function("document.querySelector('#feedback-status').textContent !== ''")
-    assert "recorded" in page.text_content("#feedback-status")
+    wait_text(page, "#feedback-status", "recorded")
 
 
 def test_a_stopped_service_gives_a_readable_message(
@@ -181,12 +199,12 @@ def test_a_stopped_service_gives_a_readable_message(
         chromium_page() as opened,
     ):
         opened.goto(doomed.url + "/")
-        opened.wait_for_function("document.querySelector('#model').textContent.includes('version')")
+        wait_text(opened, "#model", "version")
         doomed.process.send_signal(signal.SIGTERM)  # the service goes away under the page
         doomed.process.wait(timeout=60)
         stroke(opened, [(0.5, 0.2), (0.5, 0.8)])
         opened.click("#predict")
-        opened.wait_for_function("document.querySelector('#status').textContent.includes('answer')")
+        wait_text(opened, "#status", "answer")
         assert "did not answer" in opened.text_content("#status")
         assert opened.is_visible("#status")
         opened.screenshot(path=str(ARTIFACTS / "page-service-down.png"))
@@ -197,7 +215,7 @@ def test_the_answer_comes_by_itself_after_a_pause_in_drawing(page: Any, server: 
     with page.expect_response(lambda r: r.url.endswith("/predict"), timeout=5000) as answered:
         stroke(page, [(0.5, 0.2), (0.5, 0.8)])  # no button pressed
     assert answered.value.status == 200
-    page.wait_for_function("document.querySelector('#digit').textContent !== '-'")
+    wait_answer(page)
     assert page.text_content("#digit") == str(
         answered.value.json()["predictions"][0]["predicted_class"]
     )
@@ -211,7 +229,7 @@ def test_no_serious_accessibility_violations_at_desktop_and_phone_width(
     for width, height in ((1000, 900), (375, 740)):
         page.set_viewport_size({"width": width, "height": height})
         page.goto(server.url + "/")
-        page.wait_for_function("document.querySelector('#model').textContent.includes('version')")
+        wait_text(page, "#model", "version")
         results = Axe().run(page)
         serious = [
             (v["id"], v["help"])
@@ -248,7 +266,7 @@ def test_the_page_is_public_and_honours_an_api_key(
             with opened.expect_response(lambda r: r.url.endswith("/predict")) as refused:
                 opened.click("#predict")
             assert refused.value.status == 401
-            opened.wait_for_function("document.querySelector('#status').textContent !== ''")
+            wait_text(opened, "#status", "API key")
             assert "API key" in opened.text_content("#status")
             opened.fill("#apikey", key)
             opened.press("#apikey", "Enter")
