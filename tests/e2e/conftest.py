@@ -35,7 +35,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if not built.is_file():
             shutil.rmtree(repo.parent, ignore_errors=True)  # a build that failed part-way
             copy_project(repo, extra=FRONT_DOOR)
-            run(["dvc", "repro"], repo)
+            (repo.parent / "repro.log").write_text(run(["dvc", "repro"], repo))
             commit_all(repo, "baseline run")
             built.touch()
     return repo
@@ -46,3 +46,9 @@ def repo_after_repro(baseline: Path, tmp_path: Path) -> Path:
     """A private copy of :func:`baseline`: the tiny pipeline ran on main and its results are in git,
     with the run and the registered model in the copy's own embedded MLflow store."""
     return copy_repo(baseline, tmp_path / "repo")
+
+
+@pytest.fixture
+def baseline_output(baseline: Path) -> str:
+    """What the baseline's first ``dvc repro`` printed (every stage ran, from nothing)."""
+    return (baseline.parent / "repro.log").read_text()

@@ -28,9 +28,12 @@ from tests.support.project_repo import (
 pytestmark = pytest.mark.slow
 
 
-def test_repro_caches_and_reruns_only_what_changed(repo: Path) -> None:
-    first = run(["dvc", "repro"], repo)
-    assert stages_run(first) == [
+def test_repro_caches_and_reruns_only_what_changed(
+    baseline_output: str, repo_after_repro: Path
+) -> None:
+    """The baseline's first `dvc repro` ran every stage; then only what a change affects runs."""
+    repo = repo_after_repro
+    assert stages_run(baseline_output) == [
         "fetch",
         "preprocess",
         "train",
@@ -145,23 +148,6 @@ def test_run_cache_restore_registers_the_model_once(repo_after_repro: Path, tmp_
     assert version_digest == digest
 
 
-def test_temp_experiments_log_to_the_main_repository_store(repo_after_repro: Path) -> None:
-    repo = repo_after_repro
-    for epochs in (2, 3):  # the baseline has 1: an unchanged stage would not run
-        run(
-            ["dvc", "exp", "run", "--temp", "-n", f"ep{epochs}", "-S", f"train.epochs={epochs}"],
-            repo,
-        )
-    names = mlflow_query(
-        repo,
-        "e = c.get_experiment_by_name('mnist-classifier')\n"
-        "runs = c.search_runs([e.experiment_id])\n"
-        "print(sorted(r.data.tags.get('dvc.exp_name', '-') for r in runs))",
-    )
-    assert names == "['-', 'ep2', 'ep3']"
-    assert not list((repo / ".dvc/tmp").rglob("mlflow.db"))
-
-
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
     """A real ``mlflow server`` (SQLite backend, served artifacts) on a free loopback port."""
@@ -230,29 +216,41 @@ def gate_passing_every_model(repo: Path) -> None:
     commit_all(repo, "results")
 
 
-def test_two_queued_experiments_run_in_parallel_without_cross_talk(
+def queued_names(repo: Path) -> set[str]:
+    """The names ``dvc queue status`` lists as queued."""
+    table = run(["dvc", "queue", "status"], repo, stdout_only=True)
+    return {f[1] for line in table.splitlines() if (f := line.split()) and f[-1] == "Queued"}
+
+
+def test_a_queued_grid_runs_in_parallel_without_cross_talk_and_never_moves_production(
     repo_after_repro: Path,
 ) -> None:
-    """`dvc queue start -j 2`: two experiments at once, one embedded store, separate results."""
+    """A grid queued on main, run by `dvc queue start -j 2`: two experiments at once, one
+    embedded store, separate results; each registers its model and production stays put."""
     repo = repo_after_repro
     gate_passing_every_model(repo)
-    run(["dvc", "exp", "run", "--queue", "-n", "par-a", "-S", "train.epochs=2"], repo)
-    run(["dvc", "exp", "run", "--queue", "-n", "par-b", "-S", "train.units=16"], repo)
+    assert registry_state(repo)["aliases"] == {"candidate": "1", "production": "1"}
+    run(["dvc", "exp", "run", "--queue", "-S", "train.epochs=2", "-S", "train.units=16,32"], repo)
+    names = queued_names(repo)
+    assert len(names) == 2  # a grid: one experiment per value
     # The queue's workers are daemons that inherit stdout: a captured pipe would make this call
     # wait for them to exit, so their start-up output goes to a file.
     run(["sh", "-c", "exec dvc queue start -j 2 > .dvc/tmp/queue-start.log 2>&1"], repo)
-    together = wait_for_queue(repo, {"par-a", "par-b"})
+    together = wait_for_queue(repo, names)
     run(["dvc", "queue", "stop", "--kill"], repo)
-    assert together == {"par-a", "par-b"}  # seen running at the same time
+    assert together == names  # seen running at the same time
 
-    for name in ("par-a", "par-b"):
+    for name in names:
         log = run(["dvc", "queue", "logs", name], repo)
         assert "database is locked" not in log
         assert "Traceback" not in log
     table = run(["dvc", "exp", "show", "--csv", "--no-pager"], repo, stdout_only=True)
     rows = {r["Experiment"]: r for r in csv.DictReader(io.StringIO(table)) if r["Experiment"]}
-    assert (rows["par-a"]["train.epochs"], rows["par-a"]["train.units"]) == ("2", "32")
-    assert (rows["par-b"]["train.epochs"], rows["par-b"]["train.units"]) == ("1", "16")
+    assert set(rows) == names
+    assert sorted((r["train.epochs"], r["train.units"]) for r in rows.values()) == [
+        ("2", "16"),
+        ("2", "32"),
+    ]
     # One MLflow run each, holding that experiment's own params and test accuracy.
     runs = json.loads(
         mlflow_query(
@@ -266,20 +264,23 @@ def test_two_queued_experiments_run_in_parallel_without_cross_talk(
         )
     )
     by_name = {r[0]: r for r in runs if r[0]}
-    assert sorted(by_name) == ["par-a", "par-b"]
-    assert len([r for r in runs if r[0] == "par-a"]) == 1
-    assert len([r for r in runs if r[0] == "par-b"]) == 1
+    assert set(by_name) == names
+    for name in names:
+        assert len([r for r in runs if r[0] == name]) == 1
     for name, epochs, units, accuracy, *_ in by_name.values():
         assert (epochs, units) == (rows[name]["train.epochs"], rows[name]["train.units"])
         assert accuracy == pytest.approx(float(rows[name]["test.accuracy"]))
-    a, b = by_name["par-a"], by_name["par-b"]
+    a, b = by_name.values()
     # The two runs overlapped in time.
     assert a[4] < b[5]
     assert b[4] < a[5]
-    # Both models registered, each under its own experiment; production did not move.
+    # Both models registered, each under its own experiment, neither promotable; production
+    # did not move, the candidate alias did.
     state = registry_state(repo)
     assert state["versions"] == 3
     assert state["aliases"]["production"] == "1"
+    candidate = state["aliases"]["candidate"]
+    assert candidate in ("2", "3")
     versions = json.loads(
         mlflow_query(
             repo,
@@ -289,27 +290,9 @@ def test_two_queued_experiments_run_in_parallel_without_cross_talk(
             " for v in c.search_model_versions(\"name='mnist-classifier'\")}))",
         )
     )
-    assert sorted(v[0] for k, v in versions.items() if k != "1") == ["par-a", "par-b"]
+    assert {v[0] for k, v in versions.items() if k != "1"} == names
     for name, *_rest, digest in by_name.values():
         assert [name, digest, "false"] in versions.values()
-
-
-def test_a_queued_experiment_never_moves_production(repo_after_repro: Path) -> None:
-    """Same store, same branch: the experiment registers its model, production stays put."""
-    repo = repo_after_repro
-    gate_passing_every_model(repo)
-    assert registry_state(repo)["aliases"] == {"candidate": "1", "production": "1"}
-
-    run(["dvc", "exp", "run", "--queue", "-n", "ep2", "-S", "train.epochs=2"], repo)
-    run(["dvc", "exp", "run", "--run-all"], repo)
-    state = registry_state(repo)
-    assert state == {"versions": 2, "aliases": {"candidate": "2", "production": "1"}}
-    tags = mlflow_query(
-        repo,
-        "t = c.get_model_version('mnist-classifier', '2').tags\n"
-        "print(t['registry.promotable'], t['dvc.exp_name'])",
-    )
-    assert tags == "false ep2"
-    # Promoting it is a deliberate act.
-    run([sys.executable, "-m", "mnist_pipeline.ops.registry_cli", "promote", "2"], repo)
-    assert registry_state(repo)["aliases"]["production"] == "2"
+    # Promoting one is a deliberate act.
+    run([sys.executable, "-m", "mnist_pipeline.ops.registry_cli", "promote", candidate], repo)
+    assert registry_state(repo)["aliases"]["production"] == candidate

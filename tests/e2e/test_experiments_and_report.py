@@ -30,8 +30,20 @@ def flips(base_text: str, new_text: str) -> tuple[int, int]:
     return b, c
 
 
-def test_report_on_a_branch_against_the_baseline(repo_after_repro: Path) -> None:
+def test_report_on_a_branch_against_the_baseline_and_its_seed_noise(
+    repo_after_repro: Path,
+) -> None:
+    """`make seeds` on main, then a branch with one more epoch: the full report against main."""
     repo = repo_after_repro
+    run([sys.executable, "-m", "mnist_pipeline.ops.seeds", "--n", "2"], repo)
+    seeds = json.loads((repo / "reports/seeds.json").read_text())
+    assert seeds["seeds"] == [1, 2]
+    assert len(seeds["test_accuracy"]) == 2
+    assert seeds["std"] >= 0
+    table = run(["dvc", "exp", "show", "--csv", "--no-pager"], repo, stdout_only=True)
+    assert {"seed-1", "seed-2"} <= {r["Experiment"] for r in csv.DictReader(io.StringIO(table))}
+    commit_all(repo, "seed noise of the baseline")
+
     run(["git", "checkout", "-q", "-b", "more-epochs"], repo)
     set_params(repo, train={"epochs": 2})
     run(["dvc", "repro"], repo)
@@ -50,6 +62,8 @@ def test_report_on_a_branch_against_the_baseline(repo_after_repro: Path) -> None
     assert found, markdown[:600]
     assert (int(found.group(2)), int(found.group(3))) == (b, c)
     assert f"{b} images newly wrong, {c} newly right" in markdown
+    assert "#### Seed noise" in markdown
+    assert re.search(r"Verdict: .*(inside|outside) the seed noise \(±2 std", markdown)
     assert "| digit | images | base recall | new recall |" in markdown
     assert "#### Calibration" in markdown
     cost = next(line for line in markdown.splitlines() if line.startswith("| single image"))
@@ -62,9 +76,24 @@ def test_report_on_a_branch_against_the_baseline(repo_after_repro: Path) -> None
         assert (repo / "reports/pr" / image).stat().st_size > 1000, image
 
 
-def test_report_on_a_temp_experiment_by_name(repo_after_repro: Path) -> None:
+def test_temp_experiments_log_to_the_main_store_and_are_reported_by_name(
+    repo_after_repro: Path,
+) -> None:
     repo = repo_after_repro
-    run(["dvc", "exp", "run", "--temp", "-S", "train.epochs=2", "-n", "ep2"], repo)
+    for epochs in (2, 3):  # the baseline has 1: an unchanged stage would not run
+        run(
+            ["dvc", "exp", "run", "--temp", "-n", f"ep{epochs}", "-S", f"train.epochs={epochs}"],
+            repo,
+        )
+    names = mlflow_query(
+        repo,
+        "e = c.get_experiment_by_name('mnist-classifier')\n"
+        "runs = c.search_runs([e.experiment_id])\n"
+        "print(sorted(r.data.tags.get('dvc.exp_name', '-') for r in runs))",
+    )
+    assert names == "['-', 'ep2', 'ep3']"
+    assert not list((repo / ".dvc/tmp").rglob("mlflow.db"))
+
     markdown = report(repo, "main", "--rev", "ep2", "--no-cost")
     assert "## Model report: ep2 vs main" in markdown
     assert "no metrics" not in markdown
@@ -111,39 +140,3 @@ def run_failing(cmd: list[str], repo: Path) -> str:
     result = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 1
     return result.stderr
-
-
-def test_queued_grid_runs_and_is_compared(repo_after_repro: Path) -> None:
-    repo = repo_after_repro
-    run(["dvc", "exp", "run", "--queue", "-S", "train.epochs=2,3"], repo)
-    run(["dvc", "exp", "run", "--run-all"], repo)
-
-    table = run(["dvc", "exp", "show", "--csv", "--no-pager"], repo, stdout_only=True)
-    rows = [r for r in csv.DictReader(io.StringIO(table)) if r["Experiment"]]
-    assert sorted(r["train.epochs"] for r in rows) == ["2", "3"]
-    assert all(float(r["test.accuracy"]) > 0 for r in rows)
-    names = mlflow_query(
-        repo,
-        "e = c.get_experiment_by_name('mnist-classifier')\n"
-        "print(sorted(r.data.tags['dvc.exp_name'] for r in c.search_runs([e.experiment_id])"
-        " if 'dvc.exp_name' in r.data.tags))",
-    )
-    assert names == str(sorted(r["Experiment"] for r in rows))
-
-
-def test_seed_noise_reaches_the_verdict(repo_after_repro: Path) -> None:
-    repo = repo_after_repro
-    run([sys.executable, "-m", "mnist_pipeline.ops.seeds", "--n", "2"], repo)
-    seeds = json.loads((repo / "reports/seeds.json").read_text())
-    assert seeds["seeds"] == [1, 2]
-    assert len(seeds["test_accuracy"]) == 2
-    assert seeds["std"] >= 0
-    table = run(["dvc", "exp", "show", "--csv", "--no-pager"], repo, stdout_only=True)
-    assert {"seed-1", "seed-2"} <= {r["Experiment"] for r in csv.DictReader(io.StringIO(table))}
-    commit_all(repo, "seed noise of the baseline")
-    run(["git", "checkout", "-q", "-b", "more-epochs"], repo)
-    set_params(repo, train={"epochs": 2})
-    run(["dvc", "repro"], repo)
-    markdown = report(repo, "main", "--no-cost")
-    assert "#### Seed noise" in markdown
-    assert re.search(r"Verdict: .*(inside|outside) the seed noise \(±2 std", markdown)
