@@ -103,9 +103,9 @@ SLIM_IMAGE ?= mnist-api:slim
 # Bake models/mnist in when it exists (after `make repro`); else the image needs MODEL_URI.
 BAKE_MODEL ?= $(if $(wildcard models/mnist/saved_model.pb),true,false)
 image: setup  ## Build the service, slim (LiteRT) and monitor images (model baked in when models/mnist exists).
-	$(BIN)/pip download --quiet --no-deps --only-binary=:all: -d docker/wheels \
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d docker/wheels \
 	  -r requirements-serve.lock -r requirements-slim.lock -r requirements-monitor.lock \
-	  2> >(grep -v "is ignored" >&2)
+	  "$$(grep -E '^uv==' requirements.lock)" 2> >(grep -v "is ignored" >&2)
 	# The classic builder builds every stage before the target: both builds get the same args.
 	base=$$(bash docker/base-image.sh) && \
 	args="--build-arg PYTHON_IMAGE=$$base --build-arg BAKE_MODEL=$(BAKE_MODEL)" && \
