@@ -14,7 +14,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock clean mlflow-ui serve bench-serving report bench monitor lock-serve experiments docs remote push pull bench-remote image bench-image bench-durability seeds shadow collect screenshot setup-spark train-distributed bench-distributed bench-score bench-tests test-tier
+.PHONY: help setup repro test test-fast lint format typecheck lock upgrade clean mlflow-ui serve bench-serving report bench monitor experiments docs remote push pull bench-remote image bench-image bench-durability seeds shadow collect screenshot setup-spark train-distributed bench-distributed bench-score bench-tests test-tier
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -125,9 +125,10 @@ bench-durability: setup  ## Durability benchmark: workers SIGKILLed under load v
 mlflow-ui: setup  ## The MLflow UI on the embedded store (http://127.0.0.1:5000).
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
-lint: setup  ## ruff check + format check.
+lint: setup  ## ruff check + format check + deptry (every imported package declared).
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/deptry .
 
 format: setup  ## Apply ruff fixes and formatting.
 	$(BIN)/ruff check --fix .
@@ -160,18 +161,22 @@ test-tier: setup $(SPARK_STAMP)  ## One tier of the suite, as CI's parallel jobs
 bench-tests: setup  ## Time the suite's tiers (a cold CI run is measured by .ci/run) -> reports/bench_tests.json.
 	$(BIN)/python scripts/bench_tests.py
 
-lock: setup  ## Rewrite requirements.lock from the current .venv.
-	# The Spark extra has its own lock (requirements-spark.lock): it stays out of this one.
-	{ head -n 2 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v -i -E "^(pip|pyspark|py4j)=="; } > requirements.lock.new
-	mv requirements.lock.new requirements.lock
-
-lock-serve: setup  ## Rewrite the containers' locks (requirements-{serve,slim,monitor}.lock) within requirements.lock.
-	for image in serve slim monitor; do \
-	  rm -rf .venv-$$image && $(PYTHON) -m venv .venv-$$image && \
-	  .venv-$$image/bin/pip install --quiet -r requirements-$$image.in -c requirements.lock && \
-	  { head -n 2 requirements-$$image.lock; .venv-$$image/bin/pip freeze | grep -v -E "^pip=="; } > requirements-$$image.lock.new && \
-	  mv requirements-$$image.lock.new requirements-$$image.lock && rm -rf .venv-$$image || exit 1; \
+# One tool makes every lock: uv's pip compile, for Linux x86_64 and Python 3.11 (CI's and the
+# images' platform). requirements.lock comes from pyproject.toml with its dev extra; the
+# containers' and Spark's from their .in files within it (-c), so each pins the same versions.
+# An existing lock's pins are kept unless a package is named for upgrade.
+LOCK = $(BIN)/uv pip compile --quiet --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+  --custom-compile-command "make lock"
+SUBLOCKS = serve slim monitor spark
+lock: setup  ## Re-resolve all five locks after a change to pyproject.toml or a requirements-*.in (pins kept).
+	$(LOCK) $(UPGRADE) pyproject.toml --extra dev -o requirements.lock
+	for part in $(SUBLOCKS); do \
+	  $(LOCK) requirements-$$part.in -c requirements.lock -o requirements-$$part.lock || exit 1; \
 	done
+
+upgrade: setup  ## Upgrade one package in every lock: make upgrade PACKAGE=name (then make setup).
+	@test -n "$(PACKAGE)" || { echo "make upgrade: name the package, e.g. make upgrade PACKAGE=flask" >&2; exit 2; }
+	$(MAKE) --no-print-directory lock UPGRADE="--upgrade-package $(PACKAGE)"
 
 clean:  ## Remove caches (not data, models or .venv).
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* reports/coverage.xml
