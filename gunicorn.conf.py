@@ -12,6 +12,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mnist_contracts.settings import load_env
+
+# `.env` before any setting is read, as every entry point does; the environment wins over it.
+load_env(Path.cwd())
+
 wsgi_app = "app:create_app()"
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
