@@ -108,6 +108,9 @@ def test_a_worker_outside_any_cluster_says_how_to_start_one(tmp_path: Path) -> N
     )
 
 
+# The comparison needs a model that has learnt something (one worker above 85%, two within two
+# points of it: 5,000 training images suffice for an MLP) and more than one epoch, so that equal
+# per-epoch validation logs on both workers mean equal weights all along (3 epochs).
 PARAMS = (
     "seed: 3\n"
     "preprocess: {val_size: 1000, limit: null}\n"
