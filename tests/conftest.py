@@ -59,10 +59,24 @@ def isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def redis_broker(tmp_path: Path) -> Iterator[RedisServer]:
-    """A real Redis on a free loopback port, stopped after the test."""
+@pytest.fixture(scope="session")
+def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real Redis per worker on a free loopback port, stopped at the end of the session."""
     from tests.support.redis_server import redis_server
 
-    with redis_server(tmp_path / "redis") as server:
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
         yield server
+
+
+@pytest.fixture
+def redis_broker(shared_redis: RedisServer) -> RedisServer:
+    """The session's Redis, empty (``FLUSHALL``: no stream, group or key of an earlier test).
+
+    A test may stop and start it (a broker outage); if one leaves it stopped, the next gets it
+    started again here.
+    """
+    if shared_redis.process is None or shared_redis.process.poll() is not None:
+        shared_redis.start()
+    with shared_redis.client() as client:
+        client.flushall()
+    return shared_redis

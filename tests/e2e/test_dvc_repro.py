@@ -150,7 +150,10 @@ def test_run_cache_restore_registers_the_model_once(repo_after_repro: Path, tmp_
 
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
-    """A real ``mlflow server`` (SQLite backend, served artifacts) on a free loopback port."""
+    """A real ``mlflow server`` (SQLite backend, served artifacts) on a free loopback port.
+
+    Fresh for its one test, which counts the runs and loads version 1 of the registered model.
+    """
     store = tmp_path / "server"
     with servers.mlflow_server(
         store, f"sqlite:///{store / 'mlflow.db'}", str(store / "artifacts")

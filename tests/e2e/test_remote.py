@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.s3, pytest.mark.xdist_group("s3-remo
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
+    """The S3 API of this module's remotes (each test under its own prefix), with credentials."""
     with s3_server(tmp_path_factory.mktemp("s3")) as server:
         yield server
 

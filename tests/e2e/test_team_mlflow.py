@@ -45,6 +45,8 @@ class Team:
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
+    """PostgreSQL, S3 and an ``mlflow server`` on both, for this module: its own bucket (without
+    auth, as a team's server reaches its store) and a database the tests stop and start."""
     work = tmp_path_factory.mktemp("team")
     with s3_server(work, bucket="mlflow-team", auth=False) as s3, postgres_server() as db:
         server_env = {**s3.env(), "MLFLOW_S3_ENDPOINT_URL": s3.endpoint}

@@ -55,6 +55,8 @@ def image() -> str:
 
 @pytest.fixture
 def registry(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh ``mlflow server`` whose ``@production`` is the tiny model (version 1), for the one
+    container test that pulls it; no other test may move that alias under it."""
     import mlflow
 
     from mnist_pipeline.registry import Registry

@@ -54,6 +54,8 @@ def timed_wait(check: Callable[[], bool], seconds: float) -> float:
 
 @pytest.fixture
 def registry_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh ``mlflow server`` per test: each asserts version numbers and where the aliases
+    point from version 1 on, which a registry shared with another test would not give."""
     store = tmp_path / "store"
     with mlflow_server(store, f"sqlite:///{store}/mlflow.db", str(store / "artifacts")) as url:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
