@@ -296,12 +296,15 @@ def tests(reports: Path) -> str:
         value = report.get(key)
         return "not measured" if value is None else f"{value / 60:.1f} min ({value:,.0f} s)"
 
+    # The warm run may have measured a later commit (the same clone, pulled): say which.
+    warm = report.get("warm_commit")
+    warm_note = f" (commit {warm[:10]}, the same clone pulled to it)" if warm else ""
     lines = [
         "| what | wall time |",
         "|---|---|",
         f"| `CI=true bash .ci/run`, cold (fresh clone, no venv, caches or images) | "
         f"{minutes('ci_seconds')} |",
-        f"| the same again, warm | {minutes('ci_seconds_warm')} |",
+        f"| the same again, warm{warm_note} | {minutes('ci_seconds_warm')} |",
         f"| `make test-fast` | {minutes('test_fast_seconds')} |",
     ]
     install = report.get("install_seconds")
