@@ -7,6 +7,7 @@ pyproject.toml and its dev extra; the containers' and Spark's from their ``.in``
 from __future__ import annotations
 
 import tomllib
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
@@ -27,10 +28,15 @@ def pins(name: str) -> dict[str, str]:
     return found
 
 
+def project() -> dict[str, Any]:
+    """The ``[project]`` table of pyproject.toml."""
+    return dict(tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"])
+
+
 def declared() -> list[Requirement]:
-    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
-    extras = project["optional-dependencies"]
-    return [Requirement(r) for r in [*project["dependencies"], *extras["dev"]]]
+    table = project()
+    extras = table["optional-dependencies"]
+    return [Requirement(r) for r in [*table["dependencies"], *extras["dev"]]]
 
 
 def test_every_declared_dependency_is_locked_at_a_version_it_allows() -> None:
@@ -60,8 +66,7 @@ def test_each_lock_made_within_the_main_one_pins_the_same_versions(part: str) ->
 
 
 def test_the_spark_lock_is_the_spark_extra() -> None:
-    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
-    [spark] = [Requirement(r) for r in project["optional-dependencies"]["spark"]]
+    [spark] = [Requirement(r) for r in project()["optional-dependencies"]["spark"]]
     assert spark.specifier.contains(pins("requirements-spark.lock")["pyspark"])
 
 
