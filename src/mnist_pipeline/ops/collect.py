@@ -8,7 +8,6 @@ file with DVC. ``dvc exp run -S preprocess.feedback=true`` then retrains with th
 
 from __future__ import annotations
 
-import argparse
 import logging
 import subprocess
 from pathlib import Path
@@ -18,10 +17,9 @@ import numpy as np
 from mnist_contracts import paths
 from mnist_contracts.events import open_events
 from mnist_contracts.prediction_log import LogError
-from mnist_pipeline.cli import run_stage
 from mnist_pipeline.dataset import Feedback, load_feedback, save_feedback
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.ops.event_args import add_event_source
+from mnist_pipeline.ops.tools import tool
 
 log = logging.getLogger(__name__)
 
@@ -74,36 +72,8 @@ def dvc_add(path: Path) -> None:
     Raises:
         PipelineError: If ``dvc add`` fails.
     """
-    result = subprocess.run(["dvc", "add", "-q", str(path)], capture_output=True, text=True,
+    result = subprocess.run([tool("dvc"), "add", "-q", str(path)], capture_output=True, text=True,
                             check=False)  # fmt: skip
     if result.returncode != 0:
         first = (result.stderr.strip().splitlines() or ["dvc add failed"])[-1]
         raise PipelineError(f"dvc add {path}: {first}")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Collect, then track with DVC.
-
-    Args:
-        argv: Command-line arguments (defaults to ``sys.argv[1:]``).
-    """
-    parser = argparse.ArgumentParser(prog="mnist-collect", description=__doc__)
-    add_event_source(parser)
-    parser.add_argument("--out", type=Path, default=paths.FEEDBACK_FILE)
-    parser.add_argument("--no-dvc", action="store_true", help="write the file only")
-    args = parser.parse_args(argv)
-    added, total, skipped = collect(args.events, args.events_prefix, args.out)
-    if added and not args.no_dvc:
-        dvc_add(args.out)
-    note = f"; {skipped} labelled events carried no image" if skipped else ""
-    track = f"; commit {args.out}.dvc" if added and not args.no_dvc else ""
-    print(f"mnist-collect: {added} new labelled events, {total} in {args.out}{note}{track}")
-
-
-def entry() -> None:
-    """Console-script entry point with one-line errors."""
-    run_stage(main, "mnist-collect")
-
-
-if __name__ == "__main__":
-    entry()

@@ -1,4 +1,4 @@
-"""``mnist-registry``: the registered versions, promotion, rollback, rebuilds and shadow reports.
+"""``mnist registry``: the registered versions, promotion, rollback, rebuilds and shadow reports.
 
 List versions, promote one, roll production back, rebuild one, or say how a candidate did in
 shadow on live traffic. For the people who run production. Uses the same tracking store as the
@@ -7,20 +7,17 @@ pipeline (``MLFLOW_TRACKING_URI``, ``.env``, or the embedded store under the rep
 
 from __future__ import annotations
 
-import argparse
-import json
+import contextlib
 import logging
-import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 
 from mnist_contracts.tags import DIGEST_TAG
 from mnist_pipeline import tracking
-from mnist_pipeline.cli import run_stage
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.ops.event_args import add_event_source
-from mnist_pipeline.ops.reproduce import reproduce
 from mnist_pipeline.params import PARAMS_FILE, RegisterParams, load_params
 from mnist_pipeline.registry import CANDIDATE, PRODUCTION, Registry
 from mnist_pipeline.shadow import ShadowResult, from_stream, load_candidate, replay
@@ -28,49 +25,32 @@ from mnist_pipeline.shadow import ShadowResult, from_stream, load_candidate, rep
 log = logging.getLogger(__name__)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mnist-registry", description=__doc__)
-    parser.add_argument("--name", help="registered model name (default: register.model_name)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="versions with their aliases and test metrics")
-    promote = commands.add_parser(
-        "promote",
-        help="make VERSION production (after a passing shadow report when "
-        "register.shadow_min_events > 0)",
-    )
-    promote.add_argument("version")
-    _events_arguments(promote)
-    shadow = commands.add_parser(
-        "shadow-report",
-        help="how the candidate answered live inputs beside production; exit 1 when blocked",
-    )
-    shadow.add_argument("--version", help="registered version (default: the candidate alias)")
-    shadow.add_argument("--json", action="store_true", help="print JSON instead of text")
-    _events_arguments(shadow)
-    commands.add_parser("rollback", help="move production back to the previous version")
-    again = commands.add_parser(
-        "reproduce",
-        help="rebuild VERSION from its git commit; exit 0 if the recorded, stored and rebuilt "
-        "digests agree, 1 naming the ones that differ",
-    )
-    again.add_argument("version")
-    again.add_argument("--repo", type=Path, default=Path(), help="git repository (default: .)")
-    return parser
+@dataclass(frozen=True)
+class Events:
+    """Where the shadow evidence is: the stream's URL or the embedded log, and how much of it."""
+
+    source: str
+    prefix: str
+    last: int
 
 
-def _events_arguments(parser: argparse.ArgumentParser) -> None:
-    add_event_source(parser)  # the stream: mnist-shadow's answers; the log: replayed
-    parser.add_argument("--last", type=int, default=1000, help="latest N events (default 1000)")
+def shadow_result(registry: Registry, version: str, events: Events) -> ShadowResult:
+    """The shadow evidence for ``version``: ``mnist shadow``'s answers, or a replay of the log.
 
+    Args:
+        registry: The registered model.
+        version: The registered version in shadow.
+        events: Where to read the live inputs.
 
-def shadow_result(registry: Registry, version: str, args: argparse.Namespace) -> ShadowResult:
-    """The shadow evidence for ``version``: mnist-shadow's answers, or a replay of the log."""
+    Returns:
+        The evidence.
+    """
     info = registry.get(version)
-    if str(args.events).startswith(("redis://", "rediss://", "unix://")):
+    if events.source.startswith(("redis://", "rediss://", "unix://")):
         digest = info.tags.get(DIGEST_TAG)
-        return from_stream(args.events, args.events_prefix, digest, args.last)
+        return from_stream(events.source, events.prefix, digest, events.last)
     candidate = load_candidate(f"models:/{registry.name}/{version}")
-    return replay(Path(args.events), candidate, args.last)
+    return replay(Path(events.source), candidate, events.last)
 
 
 def format_versions(registry: Registry) -> str:
@@ -95,11 +75,27 @@ def format_versions(registry: Registry) -> str:
     return "\n".join(lines)
 
 
-def _register_params() -> RegisterParams:
+def register_params() -> RegisterParams:
+    """The ``register`` params of ``params.yaml`` in the working directory, or their defaults.
+
+    Returns:
+        The params.
+    """
     return load_params(PARAMS_FILE).register if PARAMS_FILE.exists() else RegisterParams()
 
 
-def _candidate_version(registry: Registry) -> str:
+def candidate_version(registry: Registry) -> str:
+    """The version with the candidate alias.
+
+    Args:
+        registry: The registered model.
+
+    Returns:
+        Its version.
+
+    Raises:
+        PipelineError: No version has the alias.
+    """
     candidate = registry.alias(CANDIDATE)
     if candidate is None:
         raise PipelineError(
@@ -108,75 +104,55 @@ def _candidate_version(registry: Registry) -> str:
     return candidate.version
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run one registry command.
+def open_registry(name: str | None) -> Registry:
+    """The registered model ``name`` (default ``register.model_name``) in the tracking store.
 
     Args:
-        argv: Command-line arguments (defaults to ``sys.argv[1:]``).
+        name: The registered model's name, or None for the params' default.
+
+    Returns:
+        The registry of that model, connected.
     """
-    args = _parser().parse_args(argv)
-    name = args.name or _register_params().model_name
     tracking.connect()
+    return Registry(name or register_params().model_name)
+
+
+@contextlib.contextmanager
+def named_errors(registry: Registry) -> Iterator[None]:
+    """MLflow's refusals as one line that names the model."""
     try:
-        _run(args.command, args, Registry(name))
+        yield
     except MlflowException as err:
-        raise PipelineError(f"{name}: {err.message}") from None
+        raise PipelineError(f"{registry.name}: {err.message}") from None
 
 
-def _run(command: str, args: argparse.Namespace, registry: Registry) -> None:
-    name = registry.name
-    if command == "list":
-        print(format_versions(registry))
-    elif command == "reproduce":
-        digests = reproduce(registry, args.version, args.repo)
-        differing = digests.differing()
-        verdict = (
-            f"{name} v{args.version}: the rebuild from its commit matches"
-            if not differing
-            else f"{name} v{args.version}: digests differ: {', '.join(differing)}"
-        )
-        print("\n".join([verdict, *digests.lines()]))
-        if differing:
-            sys.exit(1)
-    elif command == "shadow-report":
-        params = _register_params()
-        version = args.version or _candidate_version(registry)
-        result = shadow_result(registry, version, args)
-        passed, reason = result.verdict(
-            max(params.shadow_min_events, 1), params.shadow_max_disagreement
-        )
-        if args.json:
-            print(json.dumps({**result.as_dict(), "version": version, "passed": passed,
-                              "verdict": reason}, indent=2))  # fmt: skip
-        else:
-            print("\n".join([f"{name} v{version} in shadow", *result.lines(), reason]))
-        if not passed:
-            sys.exit(1)
-    elif command == "promote":
-        params = _register_params()
+def promote(registry: Registry, version: str, events: Events) -> list[str]:
+    """Make ``version`` production, after a passing shadow report when the gate asks for one.
+
+    Args:
+        registry: The registered model.
+        version: The version to promote.
+        events: Where the shadow evidence is.
+
+    Returns:
+        What was done, line by line.
+
+    Raises:
+        PipelineError: The shadow evaluation did not pass.
+    """
+    name, params, said = registry.name, register_params(), []
+    with named_errors(registry):
         if params.shadow_min_events > 0:
-            result = shadow_result(registry, args.version, args)
+            result = shadow_result(registry, version, events)
             passed, reason = result.verdict(
                 params.shadow_min_events, params.shadow_max_disagreement
             )
             if not passed:
                 raise PipelineError(
-                    f"{name} v{args.version} not promoted: shadow evaluation {reason}; "
-                    "run mnist-shadow longer or lower register.shadow_min_events"
+                    f"{name} v{version} not promoted: shadow evaluation {reason}; "
+                    "run mnist shadow longer or lower register.shadow_min_events"
                 )
-            print(f"{name} v{args.version} shadow evaluation {reason}")
-        old = registry.promote(args.version)
-        before = f" (was v{old.version}, now alias previous)" if old else ""
-        print(f"{name}: v{args.version} is {PRODUCTION}{before}")
-    else:
-        from_version, to_version = registry.rollback()
-        print(f"{name}: {PRODUCTION} rolled back from v{from_version} to v{to_version}")
-
-
-def entry() -> None:
-    """Console-script entry point with one-line errors."""
-    run_stage(main, "mnist-registry")
-
-
-if __name__ == "__main__":
-    entry()
+            said.append(f"{name} v{version} shadow evaluation {reason}")
+        old = registry.promote(version)
+    before = f" (was v{old.version}, now alias previous)" if old else ""
+    return [*said, f"{name}: v{version} is {PRODUCTION}{before}"]

@@ -11,7 +11,6 @@ request) gets its own section, not a crash.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -29,8 +28,8 @@ import numpy as np
 
 from mnist_contracts import paths
 from mnist_pipeline.atomic import atomic_path, write_text
-from mnist_pipeline.cli import run_stage
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.ops.tools import tool
 from mnist_pipeline.ops import report_cost, report_verdict
 from mnist_pipeline.ops.report_verdict import Predictions
 from mnist_pipeline.params import load_params
@@ -97,7 +96,7 @@ def resolve_rev(name: str) -> str | None:
 
 
 def _dvc_json(*args: str) -> dict[str, Any]:
-    result = subprocess.run(["dvc", *args, "--json"], capture_output=True, text=True, check=False)
+    result = subprocess.run([tool("dvc"), *args, "--json"], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise PipelineError(f"dvc {' '.join(args)} failed: {result.stderr.strip()[-300:]}")
     data: dict[str, Any] = json.loads(result.stdout or "{}")
@@ -437,7 +436,7 @@ def build_report(base: Side, new: Side, out_dir: Path, *, cost: bool = True) -> 
         "",
         "![training curves](curves.png)",
         "",
-        f"<sub>mnist-report at commit {_head()} on {os.cpu_count()} CPU cores.</sub>",
+        f"<sub>mnist report at commit {_head()} on {os.cpu_count()} CPU cores.</sub>",
         "",
     ]
     return "\n".join(parts)
@@ -450,43 +449,34 @@ def _head() -> str:
     return result.stdout.strip() or "unknown"
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``mnist-report --base main [--rev REV] [--out reports/pr]``.
+def write_report(base_name: str, rev: str | None, out: Path, cost: bool) -> Path:
+    """Compare ``rev`` (default: the workspace) with ``base_name`` and write ``out/report.md``.
 
     Args:
-        argv: Command-line arguments (defaults to ``sys.argv[1:]``).
+        base_name: The git revision to compare against.
+        rev: The compared revision or experiment, or None for the workspace.
+        out: The report's directory.
+        cost: Whether to measure both models' serving cost.
+
+    Returns:
+        The report's path.
+
+    Raises:
+        PipelineError: A revision is unknown.
     """
-    parser = argparse.ArgumentParser(prog="mnist-report", description=__doc__)
-    parser.add_argument("--base", required=True, help="git revision to compare against")
-    parser.add_argument("--rev", help="compared revision (default: the workspace)")
-    parser.add_argument("--out", type=Path, default=Path("reports/pr"))
-    parser.add_argument(
-        "--no-cost", action="store_true", help="skip measuring both models' serving cost"
-    )
-    args = parser.parse_args(argv)
-    base_rev = resolve_rev(args.base)
+    base_rev = resolve_rev(base_name)
     if base_rev is None:
-        raise PipelineError(f"unknown base revision {args.base!r}; fetch it (git fetch) first")
+        raise PipelineError(f"unknown base revision {base_name!r}; fetch it (git fetch) first")
     new_rev = None
-    if args.rev is not None:
-        new_rev = resolve_rev(args.rev)
+    if rev is not None:
+        new_rev = resolve_rev(rev)
         if new_rev is None:
             raise PipelineError(
-                f"unknown revision or experiment {args.rev!r}; see `git branch -a` and "
-                "`dvc exp list`"
+                f"unknown revision or experiment {rev!r}; see `git branch -a` and `dvc exp list`"
             )
-    base = Side(args.base, base_rev)
-    new = Side(args.rev or "workspace", new_rev)
-    args.out.mkdir(parents=True, exist_ok=True)
-    markdown = build_report(base, new, args.out, cost=not args.no_cost)
-    write_text(args.out / "report.md", markdown)
-    print(f"wrote {args.out / 'report.md'}")
-
-
-def entry() -> None:
-    """Console-script entry point with one-line errors."""
-    run_stage(main, "mnist-report")
-
-
-if __name__ == "__main__":
-    entry()
+    base = Side(base_name, base_rev)
+    new = Side(rev or "workspace", new_rev)
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = build_report(base, new, out, cost=cost)
+    write_text(out / "report.md", markdown)
+    return out / "report.md"

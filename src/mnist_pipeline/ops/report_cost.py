@@ -19,6 +19,7 @@ import numpy as np
 
 from mnist_contracts import paths
 from mnist_contracts.model import IMAGE_SHAPE, load_serve
+from mnist_pipeline.ops.tools import tool
 
 SINGLE_CALLS = 300
 BATCH = 256
@@ -51,7 +52,7 @@ def fetch_model(rev: str | None, dst: Path) -> tuple[Path | None, str]:
         return (local, "workspace") if found else (None, "no models/mnist in the workspace")
     target = dst / "mnist"
     result = subprocess.run(
-        ["dvc", "get", ".", str(paths.MODEL_DIR), "--rev", rev, "-o", str(target)],
+        [tool("dvc"), "get", ".", str(paths.MODEL_DIR), "--rev", rev, "-o", str(target)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if result.returncode != 0 or not (target / "saved_model.pb").is_file():

@@ -9,7 +9,6 @@ move the registry's ``production`` alias (see ``register.promote_branch``).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -20,14 +19,14 @@ from typing import Any
 
 from mnist_contracts import paths
 from mnist_pipeline.atomic import write_text
-from mnist_pipeline.cli import run_stage
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.ops.tools import tool
 
 SEEDS_FILE = paths.REPORTS_DIR / "seeds.json"
 
 
 def _dvc(*args: str) -> str:
-    result = subprocess.run(["dvc", *args], capture_output=True, text=True, check=False)
+    result = subprocess.run([tool("dvc"), *args], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise PipelineError(f"dvc {' '.join(args)} failed: {result.stderr.strip()[-400:]}")
     return result.stdout
@@ -57,17 +56,20 @@ def summarise(seeds: list[int], found: dict[str, float], commit: str) -> dict[st
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``mnist-seeds --n N``: queue, run and summarise N seeds.
+def run_seeds(n: int) -> dict[str, Any]:
+    """Queue, run and summarise seeds 1..``n`` of HEAD; write ``reports/seeds.json``.
 
     Args:
-        argv: Command-line arguments (defaults to ``sys.argv[1:]``).
+        n: How many seeds (at least 2).
+
+    Returns:
+        The summary written.
+
+    Raises:
+        PipelineError: Too few seeds, uncommitted changes, or an experiment without metrics.
     """
-    parser = argparse.ArgumentParser(prog="mnist-seeds", description=__doc__)
-    parser.add_argument("--n", type=int, default=5, help="how many seeds (1..N)")
-    args = parser.parse_args(argv)
-    if args.n < 2:
-        raise PipelineError(f"--n {args.n}: a spread needs at least 2 seeds")
+    if n < 2:
+        raise PipelineError(f"--n {n}: a spread needs at least 2 seeds")
     status = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=no"],
         capture_output=True, text=True, check=False,
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    seeds = list(range(1, args.n + 1))
+    seeds = list(range(1, n + 1))
     existing = accuracies(commit)
     queued = [s for s in seeds if f"seed-{s}" not in existing]  # done ones: same bytes again
     for seed in queued:
@@ -90,16 +92,4 @@ def main(argv: list[str] | None = None) -> None:
         raise PipelineError(f"seeds {missing} have no metrics; see `dvc exp show`")
     report = summarise(seeds, found, commit)
     write_text(Path(SEEDS_FILE), json.dumps(report, indent=2) + "\n")
-    print(
-        f"test accuracy over {len(seeds)} seeds: mean {report['mean']:.4f}, "
-        f"std {report['std']:.4f}, range {report['min']:.4f}-{report['max']:.4f}; {SEEDS_FILE}"
-    )
-
-
-def entry() -> None:
-    """Console-script entry point with one-line errors."""
-    run_stage(main, "mnist-seeds")
-
-
-if __name__ == "__main__":
-    entry()
+    return report

@@ -1,0 +1,79 @@
+"""What every ``mnist`` sub-command shares: exit codes, one-line errors, tools, output.
+
+Exit codes, the same for every sub-command:
+
+====  ==========================================================================================
+0     done (``mnist report`` exits 0 whatever its verdict: the verdict is in its output)
+1     a negative verdict, only from commands whose job is a check: ``mnist monitor`` (drift),
+      ``mnist registry shadow-report`` (blocked), ``mnist registry reproduce`` (digests differ)
+2     an error: one line on stderr that says what was wrong and what to do
+3     not enough data to decide (``mnist monitor``: too few predictions)
+130   interrupted (Ctrl-C); nothing half-written is kept
+====  ==========================================================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any, NoReturn
+
+import typer
+
+from mnist_pipeline.errors import PipelineError
+
+OK, NEGATIVE, ERROR, TOO_LITTLE_DATA, INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def fail(command: str, message: str) -> NoReturn:
+    """Print ``mnist COMMAND: error: MESSAGE`` on stderr and exit with :data:`ERROR`.
+
+    Args:
+        command: The sub-command, as typed (``registry promote``).
+        message: What was wrong and what to do, in one line.
+    """
+    print(f"mnist {command}: error: {message}", file=sys.stderr)
+    raise typer.Exit(ERROR)
+
+
+@contextlib.contextmanager
+def one_line_errors(command: str) -> Iterator[None]:
+    """Turn the failures a user can act on into one line and exit 2 (130 when interrupted).
+
+    ``PipelineError`` is the project's own; MLflow's errors (a tracking server or its database
+    down, a refused request) are the user's to act on too. Anything else is a bug and keeps its
+    traceback.
+
+    Args:
+        command: The sub-command, for the error line.
+    """
+    try:
+        yield
+    except PipelineError as err:
+        fail(command, str(err))
+    except KeyboardInterrupt:
+        print(f"mnist {command}: interrupted; nothing was written", file=sys.stderr)
+        raise typer.Exit(INTERRUPTED) from None
+    except Exception as err:
+        mlflow_errors = sys.modules.get("mlflow.exceptions")
+        if mlflow_errors is None or not isinstance(err, mlflow_errors.MlflowException):
+            raise
+        first = str(getattr(err, "message", err)).strip().splitlines()[0][:300]
+        fail(
+            command,
+            f"MLflow request failed: {first}; check the tracking server (MLFLOW_TRACKING_URI) "
+            "and its database, then run the same command again",
+        )
+
+
+def emit(as_json: bool, data: dict[str, Any], text: str) -> None:
+    """Print a result as JSON (``--json``) or as text for people.
+
+    Args:
+        as_json: Whether ``--json`` was given.
+        data: The result, JSON-serialisable.
+        text: The same result for a terminal.
+    """
+    print(json.dumps(data, indent=2, default=str) if as_json else text)
