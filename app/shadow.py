@@ -1,7 +1,7 @@
 """The shadow consumer: run the candidate model on live inputs, beside production, unseen.
 
-``python -m app.shadow --events redis://HOST:6379/0`` (``make shadow``; the service image runs it
-with ``--entrypoint python``).
+``mnist shadow --events redis://HOST:6379/0`` (``make shadow``; the service image runs it as
+``python -m mnist_pipeline.commands shadow``).
 
 A consumer of the prediction stream (``EVENTS_URL``) in its own process, so the serving workers
 never hold a second model. It reads the stream in a Redis consumer group named for the
@@ -9,7 +9,7 @@ candidate (several replicas share the work, a restarted one first finishes what 
 and a new candidate starts from every event the stream still holds), runs
 ``models:/<register.model_name>@candidate`` on each event that carries its input, and writes
 ``(event id, production class, candidate class)`` to ``{prefix}:shadow``.
-``mnist-registry shadow-report`` reads them; ``promote`` can require a passing report.
+``mnist registry shadow-report`` reads them; ``promote`` can require a passing report.
 
 It needs what the service needs (TensorFlow, the contracts, redis, MLflow's client), nothing of
 the training code, so the service image runs it too. Exit status: 0 (``--once``: the stream is
@@ -18,18 +18,15 @@ drained), 1 with a one-line error.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import socket
-import sys
 from typing import Any, cast
 
 import numpy as np
 import redis
 
-from app import logs
-from mnist_contracts.events import DEFAULT_MAXLEN, DEFAULT_PREFIX, Keys
+from mnist_contracts.events import DEFAULT_MAXLEN, Keys
 from mnist_contracts.model import IMAGE_BYTES, IMAGE_SHAPE
 from mnist_contracts.registered import ModelFunction as Candidate
 from mnist_contracts.registered import load_model_function
@@ -120,57 +117,35 @@ def consume(
             return answered
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, load the candidate, consume.
+def run_consumer(events: str | None, prefix: str, candidate_uri: str, once: bool) -> int:
+    """Load the candidate and answer every event of the stream with it (``mnist shadow``).
 
     Args:
-        argv: Command-line arguments (defaults to ``sys.argv[1:]``).
+        events: The stream's ``redis://`` URL.
+        prefix: The stream's key prefix.
+        candidate_uri: A registered model URI or an exported directory.
+        once: Stop when the stream is drained.
 
     Returns:
-        0.
+        How many events the candidate answered.
 
     Raises:
         ShadowError: On a missing stream or a candidate that does not load.
     """
-    parser = argparse.ArgumentParser(prog="python -m app.shadow", description=__doc__)
-    parser.add_argument("--events", default=os.environ.get("EVENTS_URL"),
-                        help="the stream's redis:// URL (default: $EVENTS_URL)")  # fmt: skip
-    parser.add_argument("--events-prefix", default=os.environ.get("EVENTS_PREFIX", DEFAULT_PREFIX))
-    parser.add_argument(
-        "--candidate",
-        default=os.environ.get("SHADOW_MODEL_URI", "models:/mnist-classifier@candidate"),
-        help="model URI or exported directory (default: $SHADOW_MODEL_URI, else %(default)s)",
-    )
-    parser.add_argument("--once", action="store_true", help="stop when the stream is drained")
-    args = parser.parse_args(argv)
-    if not args.events or not args.events.startswith(("redis://", "rediss://", "unix://")):
+    if not events or not events.startswith(("redis://", "rediss://", "unix://")):
         raise ShadowError(
             "the shadow consumer reads the event stream: pass --events redis://HOST:PORT/DB or "
-            "set EVENTS_URL (without a stream, `mnist-registry shadow-report` replays the log)"
+            "set EVENTS_URL (without a stream, `mnist registry shadow-report` replays the log)"
         )
     try:
-        candidate = load_model_function(args.candidate)
+        candidate = load_model_function(candidate_uri)
     except Exception as err:  # noqa: BLE001 - MLflow's errors share no base; name the model
-        raise ShadowError(f"cannot load candidate {args.candidate}: {err}") from None
-    log.info("shadow evaluation", extra={"fields": {"candidate": args.candidate,
+        raise ShadowError(f"cannot load candidate {candidate_uri}: {err}") from None
+    log.info("shadow evaluation", extra={"fields": {"candidate": candidate_uri,
                                                     "version": candidate.version}})  # fmt: skip
     try:
-        answered = consume(args.events, args.events_prefix, candidate, once=args.once)
+        answered = consume(events, prefix, candidate, once=once)
     except redis.RedisError as err:
-        raise ShadowError(f"{args.events}: {err}") from None
+        raise ShadowError(f"{events}: {err}") from None
     log.info("shadow consumer stopped", extra={"fields": {"answered": answered}})
-    return 0
-
-
-def entry() -> None:
-    """Run with JSON log lines; a problem is one line on stderr and exit status 1."""
-    logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
-    try:
-        sys.exit(main())
-    except ShadowError as err:
-        print(f"shadow: error: {err}", file=sys.stderr)
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    entry()
+    return answered

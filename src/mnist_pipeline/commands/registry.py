@@ -96,7 +96,8 @@ def reproduce(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Rebuild VERSION from its git commit; exit 0 if the recorded, stored and rebuilt digests
-    agree, 1 naming the ones that differ."""
+    agree, 1 naming the ones that differ.
+    """
     with one_line_errors("registry reproduce"):
         from mnist_pipeline.ops.registry_cli import named_errors, open_registry
         from mnist_pipeline.ops.reproduce import reproduce as rebuild
@@ -120,7 +121,8 @@ def reproduce(
 @app.command("shadow-report", epilog="Example: mnist registry shadow-report --json")
 def shadow_report(
     version: Annotated[
-        str | None, typer.Option("--version", help="registered version", show_default="the candidate")
+        str | None,
+        typer.Option("--version", help="registered version", show_default="the candidate"),
     ] = None,
     name: NameOption = None,
     events: EventsOption = EVENTS_DEFAULT,

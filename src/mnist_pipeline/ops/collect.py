@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_contracts import paths
 from mnist_contracts.events import open_events
 from mnist_contracts.prediction_log import LogError
 from mnist_pipeline.dataset import Feedback, load_feedback, save_feedback

@@ -1,4 +1,4 @@
-"""``mnist-monitor``: have live digits drifted away, and is the model still right?
+"""``mnist monitor``: have live digits drifted away, and is the model still right?
 
 Compares the most recent predictions with the reference written by the ``reference`` stage,
 column by column with Evidently (per-image features, predicted class and confidence), and writes
@@ -15,7 +15,6 @@ Exit status: 0 no drift, 1 drift (so a scheduler can alert), 2 error, 3 too few 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -37,13 +36,12 @@ from mnist_contracts.drift import (
     DriftReport,
     LiveQuality,
 )
-from mnist_contracts.events import EventSource, RedisEvents, open_events
+from mnist_contracts.events import DEFAULT_PREFIX, EventSource, RedisEvents, open_events
 from mnist_contracts.paths import REFERENCE_DIR
 from mnist_contracts.prediction_log import LogError, Window
 from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.drift_features import FEATURES, OUTPUTS, drift_frame
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.ops.event_args import add_event_source
 from mnist_pipeline.params import PARAMS_FILE, MonitorParams, load_params
 
 log = logging.getLogger(__name__)
@@ -204,23 +202,33 @@ def summarise(snapshot_json: dict[str, Any]) -> dict[str, Any]:
     return {"drift": drift, "drifted_share": round(share, 4), "columns": columns}
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclass(frozen=True)
+class CheckOptions:
+    """What one drift check reads and where it writes."""
+
+    events: str = str(LOG_FILE)
+    events_prefix: str = DEFAULT_PREFIX
+    reference: Path = REFERENCE_DIR
+    out: Path = OUT_DIR
+    window: int | None = None
+    model_version: str | None = None
+    params: Path = PARAMS_FILE
+    as_json: bool = False  # print drift.json instead of the lines for people
+
+
+def check(args: CheckOptions) -> int:
     """Compare the live window with the reference; write the reports.
 
     Args:
-        argv: Command-line arguments (defaults to ``sys.argv[1:]``).
+        args: What to read and where to write.
 
     Returns:
-        The exit status: 0 no drift, 1 drift, 3 too few predictions (errors raise).
+        The exit status: 0 no drift, 1 drift (errors and too few predictions raise).
+
+    Raises:
+        TooFewError: Fewer predictions than ``monitor.min_samples``.
+        PipelineError: A source or reference that cannot be read.
     """
-    parser = argparse.ArgumentParser(prog="mnist-monitor", description=__doc__)
-    add_event_source(parser, "--log")
-    parser.add_argument("--reference", type=Path, default=REFERENCE_DIR)
-    parser.add_argument("--out", type=Path, default=OUT_DIR)
-    parser.add_argument("--window", type=int, help="latest N predictions (default monitor.window)")
-    parser.add_argument("--model-version", help="default: the reference's model version")
-    parser.add_argument("--params", type=Path, default=PARAMS_FILE)
-    args = parser.parse_args(argv)
     params = load_params(args.params).monitor
     reference, info = load_reference(args.reference)
     version = args.model_version or info.get("model_version")
@@ -271,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         except LogError as err:
             raise PipelineError(str(err)) from None
     named = f" ({', '.join(drifted)})" if drifted else ""
+    if args.as_json:
+        print(text, end="")
+        return DRIFT if summary["drift"] else NO_DRIFT
     print(
         f"{result['verdict']}: {len(drifted)} of {len(summary['columns'])} columns drifted"
         f"{named}; {n} live vs {len(reference)} reference; report {args.out / 'drift.html'}"
@@ -281,44 +292,27 @@ def main(argv: list[str] | None = None) -> int:
     return DRIFT if summary["drift"] else NO_DRIFT
 
 
-def run_once(argv: list[str] | None = None) -> int:
-    """One verdict as an exit status: 0/1/3, or 2 with a one-line error on stderr."""
+def run_once(args: CheckOptions) -> int:
+    """One verdict as an exit status: 0/1/3, or 2 with a one-line error on stderr.
+
+    Schedulers and alerts read the status: an internal failure is 2, like any error.
+
+    Args:
+        args: What to read and where to write.
+
+    Returns:
+        The exit status.
+    """
     try:
-        return main(argv)
+        return check(args)
     except TooFewError as err:
-        print(f"mnist-monitor: {err}", file=sys.stderr)
+        print(f"mnist monitor: {err}", file=sys.stderr)
         return TOO_FEW
     except PipelineError as err:
-        print(f"mnist-monitor: error: {err}", file=sys.stderr)
+        print(f"mnist monitor: error: {err}", file=sys.stderr)
         return ERROR
     except Exception as err:
-        # Schedulers and alerts read the status: an internal failure is 2, like any error.
-        log.debug("mnist-monitor crashed", exc_info=True)
-        print(f"mnist-monitor: internal error: {type(err).__name__}: {err}".splitlines()[0],
+        log.debug("mnist monitor crashed", exc_info=True)
+        print(f"mnist monitor: internal error: {type(err).__name__}: {err}".splitlines()[0],
               file=sys.stderr)  # fmt: skip
         return ERROR
-
-
-def entry() -> None:
-    """Console-script entry point: exit 0/1/2/3, one-line errors.
-
-    ``--every SECONDS`` runs it on a schedule instead (the compose stack's monitor service):
-    one verdict per period, each status printed, never exiting on a failed run.
-    """
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    schedule = argparse.ArgumentParser(add_help=False)
-    schedule.add_argument("--every", type=float, help="run every SECONDS (default: once)")
-    known, rest = schedule.parse_known_args()
-    if known.every is None:
-        sys.exit(run_once(rest))
-    if known.every <= 0:
-        print("mnist-monitor: error: --every must be a positive number of seconds", file=sys.stderr)
-        sys.exit(ERROR)
-    while True:
-        code = run_once(rest)
-        print(f"mnist-monitor: exit status {code}; next run in {known.every:g} s", flush=True)
-        time.sleep(known.every)
-
-
-if __name__ == "__main__":
-    entry()

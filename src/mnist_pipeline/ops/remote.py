@@ -1,4 +1,4 @@
-"""``mnist-remote``: one S3-compatible DVC remote for data, models and the run-cache.
+"""``mnist remote``: one S3-compatible DVC remote for data, models and the run-cache.
 
 ``configure`` writes the remote to ``.dvc/config.local`` (never to the committed ``.dvc/config``:
 a committed remote that points at a private bucket breaks every clone and every fork). The
@@ -14,14 +14,12 @@ run-cache entries but not those objects, so another machine could not restore a 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnist_pipeline.cli import run_stage
 from mnist_pipeline.errors import PipelineError
 
 DEFAULT_NAME = "storage"
@@ -229,42 +227,3 @@ def pull(root: Path) -> Remote:
         PipelineError: With one line naming the remote and the cause.
     """
     return _transfer(root, "pull")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mnist-remote", description=__doc__.split("\n")[0])
-    parser.add_argument("--root", type=Path, default=Path(), help="the repository (default: .)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    conf = commands.add_parser("configure", help="write the default remote to .dvc/config.local")
-    conf.add_argument("url", help="s3://BUCKET/PATH")
-    conf.add_argument("--endpoint", default=None, help="S3 API URL (MinIO, Ceph, ...)")
-    conf.add_argument("--name", default=DEFAULT_NAME, help="remote name (default: storage)")
-    commands.add_parser("push", help="push data, models and the run-cache")
-    commands.add_parser("pull", help="pull data, models and the run-cache")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run one remote command.
-
-    Args:
-        argv: Command-line arguments (defaults to ``sys.argv[1:]``).
-    """
-    args = _parser().parse_args(argv)
-    root: Path = args.root
-    if args.command == "configure":
-        remote = configure(root, args.url, args.endpoint, args.name)
-        print(f"DVC default {remote} written to .dvc/config.local; credentials come from AWS_*")
-    elif args.command == "push":
-        print(f"pushed to {push(root)}")
-    else:
-        print(f"pulled from {pull(root)}")
-
-
-def entry() -> None:
-    """Console-script entry point with one-line errors."""
-    run_stage(main, "mnist-remote")
-
-
-if __name__ == "__main__":
-    entry()

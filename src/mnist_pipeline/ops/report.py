@@ -29,9 +29,9 @@ import numpy as np
 from mnist_contracts import paths
 from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.ops.tools import tool
 from mnist_pipeline.ops import report_cost, report_verdict
 from mnist_pipeline.ops.report_verdict import Predictions
+from mnist_pipeline.ops.tools import tool
 from mnist_pipeline.params import load_params
 
 MAIN_METRIC = "test.accuracy"
@@ -96,7 +96,9 @@ def resolve_rev(name: str) -> str | None:
 
 
 def _dvc_json(*args: str) -> dict[str, Any]:
-    result = subprocess.run([tool("dvc"), *args, "--json"], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [tool("dvc"), *args, "--json"], capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         raise PipelineError(f"dvc {' '.join(args)} failed: {result.stderr.strip()[-300:]}")
     data: dict[str, Any] = json.loads(result.stdout or "{}")

@@ -18,7 +18,6 @@ and writes the same rows. Spark is an optional extra with its own lock
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import tempfile
@@ -33,7 +32,6 @@ from mnist_contracts.image_input import ImageInputError, image_to_mnist
 from mnist_contracts.model import IMAGE_SHAPE, NotAModelError
 from mnist_contracts.registered import ModelFunction, load_model_function
 from mnist_pipeline.atomic import atomic_path
-from mnist_pipeline.cli import run_stage
 from mnist_pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -256,36 +254,3 @@ def score(
     if pending:
         flush()
     return counts
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Parse the command line and score."""
-    parser = argparse.ArgumentParser(prog="mnist-score", description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", type=Path, help="a directory of images, an .npz or a .parquet")
-    parser.add_argument("--out", type=Path, required=True, help="the Parquet dataset (directory)")
-    parser.add_argument(
-        "--model", default="models:/mnist-classifier@production",
-        help="a registered model URI or an exported SavedModel directory",
-    )  # fmt: skip
-    parser.add_argument("--batch", type=int, default=1024, help="images per model call and part")
-    parser.add_argument(
-        "--engine", choices=("local", "spark"), default="local",
-        help="local: this process; spark: mlflow.pyfunc.spark_udf on SPARK_MASTER (local[2])",
-    )  # fmt: skip
-    args = parser.parse_args(argv)
-    if args.batch < 1:
-        raise PipelineError("--batch must be at least 1")
-    counts = score(args.source, args.out, args.model, args.batch, args.engine)
-    print(
-        f"scored {counts['scored']}, failed {counts['failed']} (see the error column), "
-        f"skipped {counts['skipped']} already in {args.out}"
-    )
-
-
-def entry() -> None:
-    """Console-script entry point with one-line errors."""
-    run_stage(main, "mnist-score")
-
-
-if __name__ == "__main__":
-    entry()

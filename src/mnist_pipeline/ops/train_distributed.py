@@ -18,7 +18,6 @@ result, ``dvc checkout`` restores the graph's.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import subprocess
@@ -31,7 +30,6 @@ from typing import IO
 
 from mnist_contracts import paths
 from mnist_pipeline import cluster as clusters
-from mnist_pipeline.cli import run_stage
 from mnist_pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -67,7 +65,7 @@ def launch(workers: int, root: Path = Path()) -> None:
         for cluster in members:
             env = {**os.environ, clusters.TF_CONFIG: cluster.tf_config()}
             proc = subprocess.Popen(
-                [sys.executable, "-m", "mnist_pipeline.ops.train_distributed", "--worker"],
+                [sys.executable, "-m", "mnist_pipeline.commands", "train-distributed", "--worker"],
                 cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             )  # fmt: skip
             assert proc.stdout is not None  # noqa: S101 - stdout=PIPE above
@@ -119,33 +117,3 @@ def worker(root: Path = Path()) -> None:
     from mnist_pipeline.stages import train  # imports TensorFlow: only once the cluster is known
 
     train.main(root, distribution="multi_worker")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Parse the command line and launch workers or be one.
-
-    Args:
-        argv: Command-line arguments (defaults to ``sys.argv[1:]``).
-    """
-    parser = argparse.ArgumentParser(
-        prog="mnist-train-distributed", description=__doc__.splitlines()[0]
-    )
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--workers", type=int, help="start N local workers on loopback ports")
-    mode.add_argument(
-        "--worker", action="store_true", help="be one worker (TF_CONFIG or the indexed Job's env)"
-    )
-    args = parser.parse_args(argv)
-    if args.worker:
-        worker()
-    else:
-        launch(args.workers)
-
-
-def entry() -> None:
-    """Console-script entry point with one-line errors."""
-    run_stage(main, "mnist-train-distributed")
-
-
-if __name__ == "__main__":
-    entry()
