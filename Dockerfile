@@ -37,7 +37,7 @@ RUN mkdir -p /srv/models /srv/slim-models/mnist/assets \
          && cp /tmp/models/mnist/assets/model.json /srv/slim-models/mnist/assets/; \
        else rm -rf /srv/slim-models/mnist; fi
 
-# The drift monitor (mnist-monitor), a sibling image from the same Dockerfile and the same pins
+# The drift monitor (`mnist monitor`), a sibling image from the same Dockerfile and the same pins
 # (requirements-monitor.lock, within requirements.lock): no TensorFlow, no Flask.
 #   docker build --target monitor -t mnist-monitor .   (make image builds both; the service's
 #   runtime stage stays last, so a plain `docker build .` builds the service)
@@ -57,17 +57,19 @@ RUN useradd --uid 1000 --create-home --shell /usr/sbin/nologin app \
 COPY --from=monitor-build /opt/venv /opt/venv
 WORKDIR /srv
 COPY --chown=root:root src/mnist_contracts/ /srv/mnist_contracts/
-# Only the modules mnist-monitor imports (tests/unit/test_deployment_gates.py checks the list).
+# Only the modules `mnist monitor` imports, and the command itself (its other sub-commands import
+# what they run only when they run; tests/unit/test_deployment_gates.py checks the list).
 COPY --chown=root:root src/mnist_pipeline/__init__.py src/mnist_pipeline/atomic.py \
      src/mnist_pipeline/drift_features.py src/mnist_pipeline/errors.py src/mnist_pipeline/params.py \
      /srv/mnist_pipeline/
+COPY --chown=root:root src/mnist_pipeline/commands/ /srv/mnist_pipeline/commands/
 COPY --chown=root:root src/mnist_pipeline/ops/__init__.py src/mnist_pipeline/ops/monitor.py \
-     src/mnist_pipeline/ops/event_args.py \
      /srv/mnist_pipeline/ops/
 COPY --chown=root:root params.yaml /srv/params.yaml
 USER 1000
-# Exit 0 no drift, 1 drift, 2 error, 3 too few predictions; `--every 300` runs it on a schedule.
-ENTRYPOINT ["python", "-m", "mnist_pipeline.ops.monitor", "--log", "/var/lib/mnist/predictions.db"]
+# Exit 0 no drift, 1 drift, 2 error, 3 too few predictions; `--every 300` runs it on a schedule;
+# a later --events (a redis:// URL) replaces the embedded log's path.
+ENTRYPOINT ["python", "-m", "mnist_pipeline.commands", "monitor", "--events", "/var/lib/mnist/predictions.db"]
 
 # What both service images share: settings, user, code, health check, entrypoint.
 FROM ${PYTHON_IMAGE} AS service
@@ -88,6 +90,9 @@ WORKDIR /srv
 COPY --chown=root:root app/ /srv/app/
 # The contracts the service shares with the pipeline (no training code comes along).
 COPY --chown=root:root src/mnist_contracts/ /srv/mnist_contracts/
+# The mnist command, for `mnist shadow` (the same image runs the shadow consumer); no training code.
+COPY --chown=root:root src/mnist_pipeline/__init__.py src/mnist_pipeline/errors.py /srv/mnist_pipeline/
+COPY --chown=root:root src/mnist_pipeline/commands/ /srv/mnist_pipeline/commands/
 COPY --chown=root:root gunicorn.conf.py docker/entrypoint.sh /srv/
 USER 1000
 EXPOSE 8000

@@ -40,37 +40,37 @@ repro: setup  ## Run the DVC pipeline (fetch -> preprocess -> train -> evaluate)
 URL ?=
 ENDPOINT ?=
 remote: setup  ## Point DVC at S3: make remote URL=s3://BUCKET/PATH [ENDPOINT=http://HOST:PORT].
-	$(BIN)/mnist-remote configure "$(URL)" $(if $(ENDPOINT),--endpoint "$(ENDPOINT)")
+	$(BIN)/mnist remote configure "$(URL)" $(if $(ENDPOINT),--endpoint "$(ENDPOINT)")
 
 push: setup  ## Push data, models and the run-cache to the DVC remote (see `make remote`).
-	$(BIN)/mnist-remote push
+	$(BIN)/mnist remote push
 
 pull: setup  ## Pull data, models and the run-cache from the DVC remote: no training needed.
-	$(BIN)/mnist-remote pull
+	$(BIN)/mnist remote pull
 
 BASE ?= main
 report: setup  ## Markdown report of metrics/params/plots vs BASE (default main) in reports/pr/.
-	$(BIN)/mnist-report --base $(BASE) --out reports/pr
+	$(BIN)/mnist report --base $(BASE) --out reports/pr
 
 serve: setup  ## Serve the exported model with Gunicorn on http://127.0.0.1:8000 (2 workers).
 	mkdir -p var/prometheus
 	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus $(BIN)/gunicorn -c gunicorn.conf.py
 
 monitor: setup  ## Drift report of the service's recent predictions vs the reference (exit 1 = drift).
-	$(BIN)/mnist-monitor
+	$(BIN)/mnist monitor
 
 shadow: setup  ## Run the candidate model in shadow on the event stream (EVENTS_URL).
-	$(BIN)/python -m app.shadow
+	$(BIN)/mnist shadow
 
 collect: setup  ## Labelled live events into data/feedback (DVC-tracked) for preprocess.feedback.
-	$(BIN)/mnist-collect
+	$(BIN)/mnist collect
 
 WORKERS ?= 2
 # Beside the graph, not a stage: TF_CONFIG (the cluster) is an input DVC cannot see. The chief
 # writes models/mnist and reports/train as the train stage does; `dvc status` then shows train
 # changed (`dvc commit train` keeps it, `dvc checkout` restores the graph's model).
 train-distributed: setup  ## Train on WORKERS TensorFlow workers on loopback (MultiWorkerMirroredStrategy; needs data/prepared).
-	$(BIN)/python -m mnist_pipeline.ops.train_distributed --workers $(WORKERS)
+	$(BIN)/mnist train-distributed --workers $(WORKERS)
 
 bench-distributed: setup  ## Step time of 1 vs WORKERS workers on this machine -> reports/bench_distributed.json (after make repro).
 	$(BIN)/python scripts/bench_distributed.py --workers $(WORKERS)
@@ -89,7 +89,7 @@ experiments: setup  ## The seed's progression as queued DVC experiments -> repor
 
 N ?= 5
 seeds: setup  ## Seed noise: N queued experiments over `seed` -> reports/seeds.json (the report uses it).
-	$(BIN)/mnist-seeds --n $(N)
+	$(BIN)/mnist seeds --n $(N)
 
 docs: setup  ## Render the README's tables of figures from the committed reports.
 	$(BIN)/python scripts/render_docs.py
@@ -141,7 +141,7 @@ $(SPARK_STAMP): requirements-spark.lock $(STAMP)
 	$(UV) install --quiet -r requirements-spark.lock -c requirements.lock
 	touch $@
 
-setup-spark: $(SPARK_STAMP)  ## The optional Spark extra (mnist-score --engine spark), from requirements-spark.lock.
+setup-spark: $(SPARK_STAMP)  ## The optional Spark extra (mnist score --engine spark), from requirements-spark.lock.
 
 # Two workers: much of the suite waits on subprocesses and servers, so one core's wait is the
 # other's work. Tests that share a heavy fixture are one xdist_group and stay on one worker.

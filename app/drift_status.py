@@ -1,7 +1,7 @@
 """The latest monitor verdict as Prometheus gauges, read from the monitor's ``drift.json``.
 
 With ``EVENTS_URL`` the report is read from the broker instead (``{prefix}:report``, written by
-``mnist-monitor --events redis://...``), so every replica sees one report without a shared disk.
+``mnist monitor --events redis://...``), so every replica sees one report without a shared disk.
 Every worker polls and sets its own gauges (multiprocess mode ``livemax``), so whichever
 worker answers a scrape, ``/metrics`` shows the same, current verdict: drift, and live accuracy
 on labelled events with its alert threshold.

@@ -117,7 +117,7 @@ class ServiceMetrics:
 
         self.drift_detected = Gauge(
             "mnist_drift_detected",
-            "1 when the latest drift report found drift (mnist-monitor), else 0",
+            "1 when the latest drift report found drift (mnist monitor), else 0",
             registry=self.registry,
             multiprocess_mode="livemax",
         )

@@ -8,7 +8,7 @@ serving. Workers started later (a Gunicorn HUP, a crash restart) load the record
 
 When the source is a registry alias (``models:/NAME@production``), every worker also asks the
 registry every ``MODEL_FOLLOW_S`` seconds where the alias points and loads a moved target the
-same way, so ``mnist-registry promote`` and ``rollback`` are deployments. A target that fails to
+same way, so ``mnist registry promote`` and ``rollback`` are deployments. A target that fails to
 load or warm up is refused (logged once, counted in ``mnist_model_refused_total``, shown by
 ``/health/ready``) and retried on the next poll; the old model keeps serving meanwhile.
 """

@@ -4,7 +4,7 @@ Builds a workspace from the first ``--images`` images of ``data/raw/mnist.npz`` 
 ``make repro`` first) with the default params but ``--epochs`` epochs, then trains it twice:
 
 1. the train stage on one machine (``model.fit``);
-2. ``mnist-train-distributed --workers N`` (``MultiWorkerMirroredStrategy`` on loopback).
+2. ``mnist train-distributed --workers N`` (``MultiWorkerMirroredStrategy`` on loopback).
 
 For each: wall time of the command, the steady-state time per step (the last epoch, which pays no
 tracing), images per second in that epoch, and the test accuracy of the exported model. On one
@@ -115,7 +115,7 @@ def main() -> None:
         )  # fmt: skip
         distributed = measure(
             many,
-            [sys.executable, "-m", "mnist_pipeline.ops.train_distributed",
+            [sys.executable, "-m", "mnist_pipeline.commands", "train-distributed",
              "--workers", str(args.workers)],
             r"\[worker 0\] .*epoch \d+: .*; (\d+(?:\.\d+)?) ms/step", args.images,
         )  # fmt: skip

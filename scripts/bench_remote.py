@@ -3,7 +3,7 @@
 Against a real S3 API (``moto_server`` on loopback, started here), with the committed project:
 
 1. ``push``: a clone of HEAD whose outputs come from this checkout's cache runs
-   ``mnist-remote push`` (data, models, run-cache and its git-tracked outputs) to an empty bucket;
+   ``mnist remote push`` (data, models, run-cache and its git-tracked outputs) to an empty bucket;
 2. ``pull``: a fresh clone (empty cache) runs ``make remote``, ``make pull`` and ``make serve``
    until the first prediction answers;
 3. ``repro``: another fresh clone runs ``make repro`` (fetch and full training) and ``make serve``

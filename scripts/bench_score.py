@@ -1,4 +1,4 @@
-"""Benchmark batch scoring: images/s of ``mnist-score`` on the local engine against Spark.
+"""Benchmark batch scoring: images/s of ``mnist score`` on the local engine against Spark.
 
 Registers the repository's exported model (``models/mnist``, from ``make repro``) in a throwaway
 MLflow store, writes the first ``--images`` official test images as an ``.npz``, and scores it

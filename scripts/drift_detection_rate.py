@@ -1,8 +1,8 @@
-"""How often does mnist-monitor say "drift", for clean and for shifted live traffic?
+"""How often does mnist monitor say "drift", for clean and for shifted live traffic?
 
 For each kind of traffic (official test digits as they are, inverted, rotated 30-45 degrees,
 thickened, noisy, only 1s and 7s) it draws 20 seeded samples of ``monitor.window`` images, runs
-the exported model and the same drift report as ``mnist-monitor`` against ``data/reference``, and
+the exported model and the same drift report as ``mnist monitor`` against ``data/reference``, and
 writes the detection rate per kind to ``reports/drift_detection.{json,md}``.
 
 Usage: ``python scripts/drift_detection_rate.py`` after ``make repro``. Not part of the tests.

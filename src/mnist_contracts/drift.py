@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict
 
-NO_DRIFT, DRIFT, ERROR, TOO_FEW = 0, 1, 2, 3  # mnist-monitor's exit status
+NO_DRIFT, DRIFT, ERROR, TOO_FEW = 0, 1, 2, 3  # mnist monitor's exit status
 VERDICT_DRIFT, VERDICT_NO_DRIFT = "drift", "no drift"
 
 

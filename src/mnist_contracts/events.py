@@ -13,7 +13,7 @@ With ``EVENTS_URL=redis://...`` every answered image becomes one entry of the st
   ``POST /feedback`` for it (one command per published batch, not one key per event);
   ``{prefix}:label:{id}`` makes a second label a conflict; labels are entries of
   ``{prefix}:feedback`` (fields ``id``, ``label``, ``ts``);
-- ``{prefix}:shadow`` holds the candidate's answers (``python -m app.shadow``), and
+- ``{prefix}:shadow`` holds the candidate's answers (``mnist shadow``), and
   ``{prefix}:report`` the monitor's latest report, which every replica's gauges read.
 
 Delivery is at least once (a publisher retries a batch whose reply it lost), so readers
@@ -116,7 +116,7 @@ class Keys:
 
     @property
     def shadow(self) -> str:
-        """The candidate's answers on the same inputs (``mnist-shadow``)."""
+        """The candidate's answers on the same inputs (``mnist shadow``)."""
         return f"{self.prefix}:shadow"
 
     @property

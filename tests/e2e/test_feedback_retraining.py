@@ -1,9 +1,8 @@
-"""Live mistakes into the next training set: mnist-collect, then one `dvc exp run`."""
+"""Live mistakes into the next training set: `mnist collect`, then one `dvc exp run`."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from mnist_contracts.events import new_event_id
 from mnist_contracts.prediction_log import INSERT, add_label, connect
+from tests.support import mnist
 from tests.support.data import make_digits
 from tests.support.project_repo import run
 
@@ -43,7 +43,7 @@ def test_collected_feedback_trains_in_one_experiment(repo_after_repro: Path) -> 
     before = json.loads((repo / "reports/data.json").read_text())
 
     ids = labelled_log(repo / "var/predictions.db", 60)
-    collect = [sys.executable, "-m", "mnist_pipeline.ops.collect", "--events", "var/predictions.db"]
+    collect = mnist("collect", "--events", "var/predictions.db")
     out = run(collect, repo)
     assert "60 new labelled events, 60 in data/feedback/feedback.npz" in out
     assert (repo / "data/feedback/feedback.npz.dvc").is_file()  # DVC tracks it, git its pointer
@@ -64,7 +64,7 @@ def test_collected_feedback_trains_in_one_experiment(repo_after_repro: Path) -> 
     assert (repo / "models/mnist/saved_model.pb").is_file()  # the experiment trained on them
 
     # The pull-request report shows what it changed: the param, the data, the model's metrics.
-    report = [sys.executable, "-m", "mnist_pipeline.ops.report", "--base", "HEAD",
+    report = [*mnist("report"), "--base", "HEAD",
               "--out", "reports/pr", "--no-cost"]  # fmt: skip
     run(report, repo)
     markdown = (repo / "reports/pr/report.md").read_text()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import PROJECT_ROOT
+from tests.support import PROJECT_ROOT, mnist
 from tests.support.project_repo import (
     attempt,
     copy_repo,
@@ -145,10 +145,10 @@ def test_the_pull_request_workflow_restores_an_unchanged_pipeline(
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The single line ``mnist-remote`` printed for a failure (and no traceback)."""
-    assert result.returncode == 1, result.stdout + result.stderr
+    """The single line ``mnist remote`` printed for a failure (and no traceback)."""
+    assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("mnist-remote:")]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("mnist remote ")]
     assert len(lines) == 1, result.stderr
     return lines[0]
 
@@ -162,13 +162,13 @@ def test_faults_are_one_line_and_the_same_command_succeeds_after(
     run(["dvc", "checkout"], pusher)
     make_remote(pusher, s3, "faults", proxy.endpoint)
     named = f"remote 'storage' (s3://{s3.bucket}/faults at {proxy.endpoint})"
-    remote_cmd = ["mnist-remote"]
+    remote_cmd = mnist("remote")
 
     # The S3 server goes away after 3 MB of a push.
     proxy.cut_after(3_000_000)
     line = one_line(attempt([*remote_cmd, "push"], pusher, **s3.env()))
     assert proxy.is_down
-    assert line.startswith(f"mnist-remote: error: push to {named}: ")
+    assert line.startswith(f"mnist remote push: error: push to {named}: ")
     proxy.restore()
     make(pusher, "push", s3)
 
@@ -177,7 +177,7 @@ def test_faults_are_one_line_and_the_same_command_succeeds_after(
     make_remote(puller, s3, "faults", proxy.endpoint)
     proxy.cut_after(3_000_000)
     line = one_line(attempt([*remote_cmd, "pull"], puller, **s3.env()))
-    assert line.startswith(f"mnist-remote: error: pull from {named}: ")
+    assert line.startswith(f"mnist remote pull: error: pull from {named}: ")
     cache_is_sound(puller)
     # Down from the start: it says so.
     line = one_line(attempt([*remote_cmd, "pull"], puller, **s3.env()))
@@ -189,10 +189,10 @@ def test_faults_are_one_line_and_the_same_command_succeeds_after(
 
     # Wrong credentials: refused, one line naming the remote, nothing pulled or pushed.
     line = one_line(attempt([*remote_cmd, "push"], pusher, **s3.env(secret="wrong")))  # noqa: S106
-    assert line.startswith(f"mnist-remote: error: push to {named}: the server refused")
+    assert line.startswith(f"mnist remote push: error: push to {named}: the server refused")
     missing = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     result = subprocess.run(
-        [str(PROJECT_ROOT / ".venv/bin/mnist-remote"), "pull"], cwd=puller,
+        [str(PROJECT_ROOT / ".venv/bin/mnist"), "remote", "pull"], cwd=puller,
         env={**missing, "AWS_CONFIG_FILE": "/none", "AWS_SHARED_CREDENTIALS_FILE": "/none",
              "AWS_EC2_METADATA_DISABLED": "true"},
         capture_output=True, text=True, check=False,
@@ -207,6 +207,6 @@ def test_bad_remote_settings_are_refused_before_anything_is_written(repo: Path) 
         (["configure", "s3://b/p", "--endpoint", "127.0.0.1:9000"], "not an http:// or https://"),
         (["push"], "no DVC remote is configured: run make remote URL=s3://BUCKET/PATH"),
     ):
-        result = attempt(["mnist-remote", *args], repo)
+        result = attempt(mnist("remote", *args), repo)
         assert expected in one_line(result), args
         assert not (repo / ".dvc/config.local").exists()

@@ -1,7 +1,7 @@
 """The team setup: ``mlflow server`` on PostgreSQL with artifacts in S3, changed by env vars only.
 
 PostgreSQL is a throwaway cluster of the distribution's server; S3 is ``moto_server``. The
-pipeline, the registry CLI, the service and ``mnist-registry reproduce`` run against them with
+pipeline, the registry CLI, the service and ``mnist registry reproduce`` run against them with
 nothing but ``MLFLOW_TRACKING_URI`` set (clients never see the database or the bucket: the
 server proxies artifacts).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mnist_contracts.model import content_version
-from tests.support import PROJECT_ROOT
+from tests.support import PROJECT_ROOT, mnist
 from tests.support.project_repo import (
     attempt,
     mlflow_query,
@@ -60,7 +60,7 @@ FAST_FAIL = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOF
 
 
 def registry(repo: Path, url: str, *args: str) -> str:
-    return run([sys.executable, "-m", "mnist_pipeline.ops.registry_cli", *args], repo,
+    return run(mnist("registry", *args), repo,
                MLFLOW_TRACKING_URI=url)  # fmt: skip
 
 
@@ -150,7 +150,7 @@ def test_pipeline_registry_and_service_on_postgres_and_s3(
     assert other != first_bytes
     team.s3.client().put_object(Bucket=team.s3.bucket, Key=weights, Body=other)
     result = attempt(
-        [sys.executable, "-m", "mnist_pipeline.ops.registry_cli", "reproduce", "1"], repo,
+        mnist("registry", "reproduce", "1"), repo,
         MLFLOW_TRACKING_URI=team.url,
     )  # fmt: skip
     assert result.returncode == 1
@@ -161,11 +161,11 @@ def test_database_down_is_one_line_and_the_same_command_works_after(repo: Path, 
     env = {"MLFLOW_TRACKING_URI": team.url, **FAST_FAIL}
     team.db.stop()
     try:
-        result = attempt([sys.executable, "-m", "mnist_pipeline.ops.registry_cli", "list"],
+        result = attempt(mnist("registry", "list"),
                          repo, **env)  # fmt: skip
         assert result.returncode == 1
         assert "Traceback" not in result.stderr
-        assert result.stderr.startswith("mnist-registry: error: ")
+        assert result.stderr.startswith("mnist registry list: error: ")
         assert result.stderr.count("\n") == 1
 
         # A pipeline run that reaches MLflow while the database is down stops with one line.

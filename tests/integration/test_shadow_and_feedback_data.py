@@ -1,9 +1,9 @@
 """A candidate in shadow on live traffic, and live mistakes back into training.
 
 In-process pipeline stages and service, the embedded MLflow store, a real Redis: the candidate
-answers the logged inputs in mnist-shadow's consumer, the report gives its disagreement, flips
+answers the logged inputs in the `mnist shadow` consumer, the report gives its disagreement, flips
 and accuracies on labelled events, and `promote` requires it when register.shadow_min_events
-is set. Then mnist-collect turns the labelled events into data/feedback and preprocess adds
+is set. Then `mnist collect` turns the labelled events into data/feedback and preprocess adds
 them to the training split.
 """
 
@@ -20,9 +20,9 @@ import yaml
 from app import create_app
 from app.settings import Settings
 from app.shadow import consume
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.ops import collect, registry_cli
+from mnist_pipeline.ops import collect
 from mnist_pipeline.shadow import Candidate, from_stream, load_candidate, replay
+from tests.support import run_mnist
 from tests.support.data import make_digits
 from tests.support.project_repo import git
 from tests.support.redis_server import RedisServer
@@ -113,20 +113,20 @@ def test_shadow_on_the_stream_reports_flips_and_gates_promotion(
     assert flipped.verdict(150, 0.05)[0] is False
     assert "disagrees with production on 25.00%" in flipped.verdict(150, 0.05)[1]
 
-    with pytest.raises(SystemExit) as blocked_exit:  # the report of a too-short shadow run
-        registry_cli.main(["shadow-report", "--events", redis_broker.url, "--last", "100"])
-    assert blocked_exit.value.code == 1
+    # The report of a too-short shadow run: a negative verdict (1), and promotion refused (2).
+    shadow_report = ("registry", "shadow-report", "--events", redis_broker.url)
+    assert run_mnist(*shadow_report, "--last", "100") == 1
     assert "blocked: 100 shadow events, at least 150 needed" in capsys.readouterr().out
-    with pytest.raises(PipelineError, match="not promoted: shadow evaluation blocked"):
-        registry_cli.main(["promote", "1", "--events", redis_broker.url, "--last", "100"])
+    assert run_mnist("registry", "promote", "1", "--events", redis_broker.url, "--last", "100") == 2
+    assert "not promoted: shadow evaluation blocked" in capsys.readouterr().err
 
-    registry_cli.main(["shadow-report", "--events", redis_broker.url, "--json"])
+    assert run_mnist(*shadow_report, "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert report["events"] == 200
     assert report["disagreement"] == 0.0
     assert report["passed"] is True
     assert report["candidate_accuracy"] == report["production_accuracy"] == right / 200
-    registry_cli.main(["promote", "1", "--events", redis_broker.url])
+    assert run_mnist("registry", "promote", "1", "--events", redis_broker.url) == 0
     assert "v1 is production" in capsys.readouterr().out
     assert len(set(ids)) == len(labels) == 200
 
@@ -140,7 +140,7 @@ def test_replay_of_the_embedded_log_and_live_mistakes_into_training(
     assert replay(log, same, 1000).disagreement == 0.0
     result = replay(log, flipping(same), 120)  # the last 120 inputs: 30 of them flagged
     assert (result.events, result.disagreement) == (120, pytest.approx(0.25))
-    registry_cli.main(["shadow-report", "--events", str(log)])
+    assert run_mnist("registry", "shadow-report", "--events", str(log)) == 0
     assert "passes: 200 events, disagreement 0.00%" in capsys.readouterr().out
 
     # Live mistakes become training data: collected once (a second run adds nothing) ...

@@ -150,6 +150,8 @@ def test_pre_commit_runs_the_ci_linters() -> None:
 
 
 def test_the_monitor_image_copies_every_module_mnist_monitor_imports() -> None:
+    """The command's package and what `mnist monitor` imports (the other sub-commands import
+    their modules only when they run, so they need not be in this image)."""
     from tests.support.dockerfile import context_copies
     from tests.unit.test_dvc_graph import import_closure
 
@@ -161,6 +163,8 @@ def test_the_monitor_image_copies_every_module_mnist_monitor_imports() -> None:
             copied |= {str(f.relative_to(PROJECT_ROOT)) for f in files}
     closure = import_closure("mnist_pipeline.ops.monitor")
     needed = {str(p.relative_to(PROJECT_ROOT)) for p in closure}
+    needed |= {str(p.relative_to(PROJECT_ROOT))
+               for p in (PROJECT_ROOT / "src/mnist_pipeline/commands").glob("*.py")}  # fmt: skip
     assert needed <= copied, sorted(needed - copied)
     # Its packages are the monitor lock's: no TensorFlow or Flask ride along.
     lock = (PROJECT_ROOT / "requirements-monitor.lock").read_text().lower()
@@ -180,7 +184,7 @@ def test_compose_runs_the_monitor_on_a_schedule_against_the_service_log() -> Non
     assert stream.startswith("redis://redis:")
     assert monitor["command"][monitor["command"].index("--events") + 1] == stream
     assert shadow["environment"]["EVENTS_URL"] == stream
-    assert shadow["entrypoint"] == ["python", "-m", "app.shadow"]
+    assert shadow["entrypoint"] == ["python", "-m", "mnist_pipeline.commands", "shadow"]
     state = next(v for v in api["volumes"] if v.endswith(":/var/lib/mnist"))
     assert state in monitor["volumes"]  # the same log volume the api writes
     drift = next(v for v in api["volumes"] if ":/srv/reports/drift" in v)
@@ -198,7 +202,7 @@ def test_kubernetes_runs_one_monitor_and_a_shadow_consumer_against_the_pods_stre
     args = job["containers"][0]["args"]
     assert args[args.index("--events") + 1] == stream
     shadow = load("shadow.yaml")[0]["spec"]["template"]["spec"]["containers"][0]
-    assert shadow["command"] == ["python", "-m", "app.shadow"]
+    assert shadow["command"] == ["python", "-m", "mnist_pipeline.commands", "shadow"]
     assert shadow["envFrom"][0]["configMapRef"]["name"] == "mnist-api"  # EVENTS_URL from there
     api = load("deployment.yaml")[0]["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in api] == ["api"]  # the candidate never rides in an API pod

@@ -1,8 +1,7 @@
-"""The parts of ``mnist-remote`` and ``mnist-registry reproduce`` that need no server."""
+"""The parts of ``mnist remote`` and ``mnist registry reproduce`` that need no server."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from mnist_pipeline.cli import run_stage
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.ops import remote
 from mnist_pipeline.ops.reproduce import Digests
+from tests.support import run_mnist
 
 # What DVC 3.67 printed on this machine for each failure (moto on loopback, see test_remote).
 DVC_SAID = {
@@ -57,13 +57,10 @@ def test_the_cli_reports_no_remote_as_one_line(
 ) -> None:
     (tmp_path / ".dvc").mkdir()
     (tmp_path / ".dvc/config").write_text("[core]\n    analytics = false\n")
-    monkeypatch.setattr(sys, "argv", ["mnist-remote", "--root", str(tmp_path), "pull"])
-    with pytest.raises(SystemExit) as exit_info:
-        remote.entry()
-    assert exit_info.value.code == 1
+    assert run_mnist("remote", "pull", "--root", str(tmp_path)) == 2
     err = capsys.readouterr().err
     assert err == (
-        "mnist-remote: error: no DVC remote is configured: run make remote "
+        "mnist remote pull: error: no DVC remote is configured: run make remote "
         "URL=s3://BUCKET/PATH [ENDPOINT=http://HOST:PORT] first\n"
     )
 

@@ -45,7 +45,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 @app.command(epilog="Example: mnist stage train   (what `dvc repro` runs for that stage)")
 def stage(name: Annotated[str, typer.Argument(help=f"one of {', '.join(STAGES)}")]) -> None:
-    """Run one pipeline stage as dvc.yaml does: `PYTHONPATH=src python -m mnist_pipeline.stages.NAME`.
+    """Run one pipeline stage as dvc.yaml does (PYTHONPATH=src python -m ...stages.NAME).
 
     Prefer `dvc repro` (it skips what has not changed); this runs the stage unconditionally.
     """
@@ -134,6 +134,8 @@ def shadow(
     once: Annotated[bool, typer.Option(help="stop when the stream is drained")] = False,
 ) -> None:
     """Run the candidate model on live inputs beside production, unseen by users."""
+    if (Path.cwd() / "app" / "shadow.py").is_file() and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # the repository's service code (the image has it)
     try:
         from app import logs
         from app.shadow import ShadowError, run_consumer
@@ -201,14 +203,18 @@ def seeds(
     n: Annotated[int, typer.Option("--n", help="how many seeds (1..N)")] = 5,
     as_json: JsonOption = False,
 ) -> None:
-    """How much test accuracy moves with the seed alone: N queued experiments, reports/seeds.json."""
+    """How much test accuracy moves with the seed alone: N queued experiments.
+
+    The spread goes to reports/seeds.json, and `mnist report` says when a change lies inside it.
+    """
     with one_line_errors("seeds"):
         from mnist_pipeline.ops.seeds import SEEDS_FILE, run_seeds
 
         found = run_seeds(n)
+    spread = f"range {found['min']:.4f}-{found['max']:.4f}"
     emit(as_json, found,
          f"test accuracy over {len(found['seeds'])} seeds: mean {found['mean']:.4f}, "
-         f"std {found['std']:.4f}, range {found['min']:.4f}-{found['max']:.4f}; {SEEDS_FILE}")  # fmt: skip
+         f"std {found['std']:.4f}, {spread}; {SEEDS_FILE}")  # fmt: skip
 
 
 @app.command("train-distributed", epilog="Example: mnist train-distributed --workers 2")

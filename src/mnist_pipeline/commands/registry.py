@@ -67,7 +67,10 @@ def promote(
     events_prefix: PrefixOption = PREFIX_DEFAULT,
     last: LastOption = 1000,
 ) -> None:
-    """Make VERSION production (after a passing shadow report when register.shadow_min_events > 0)."""
+    """Make VERSION production.
+
+    When register.shadow_min_events > 0, only after a passing shadow report.
+    """
     with one_line_errors("registry promote"):
         from mnist_pipeline.ops import registry_cli
 
@@ -80,7 +83,8 @@ def promote(
 def rollback(name: NameOption = None) -> None:
     """Move production back to the previous version."""
     with one_line_errors("registry rollback"):
-        from mnist_pipeline.ops.registry_cli import PRODUCTION, named_errors, open_registry
+        from mnist_pipeline.ops.registry_cli import named_errors, open_registry
+        from mnist_pipeline.registry import PRODUCTION
 
         registry = open_registry(name)
         with named_errors(registry):
@@ -95,8 +99,9 @@ def reproduce(
     name: NameOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Rebuild VERSION from its git commit; exit 0 if the recorded, stored and rebuilt digests
-    agree, 1 naming the ones that differ.
+    """Rebuild VERSION from its git commit and compare the digests.
+
+    Exit 0 if the recorded, stored and rebuilt digests agree, 1 naming the ones that differ.
     """
     with one_line_errors("registry reproduce"):
         from mnist_pipeline.ops.registry_cli import named_errors, open_registry

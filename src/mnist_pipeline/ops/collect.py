@@ -1,4 +1,4 @@
-"""``mnist-collect``: labelled live events into the DVC-tracked training data.
+"""``mnist collect``: labelled live events into the DVC-tracked training data.
 
 Reads every prediction event whose true label came back (``POST /feedback``) from the event
 stream or the embedded log, merges them into ``data/feedback/feedback.npz`` (deduplicated by event

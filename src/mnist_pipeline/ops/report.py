@@ -1,4 +1,4 @@
-"""``mnist-report``: what a change did to the model, as Markdown for a pull request.
+"""``mnist report``: what a change did to the model, as Markdown for a pull request.
 
 Compares the workspace (or ``--rev``: a branch, a commit, or a DVC experiment by name or ref)
 with ``--base``: a verdict from McNemar's exact test on the per-image predictions (with a paired

@@ -1,6 +1,6 @@
 """Rebuild a registered model from its recorded git commit and compare three digests.
 
-``mnist-registry reproduce VERSION`` answers "does this version still rebuild from its commit?"
+``mnist registry reproduce VERSION`` answers "does this version still rebuild from its commit?"
 (MLflow's users have asked for a way to rerun a registered model's run since mlflow issue 2424):
 
 1. the digest recorded on the version (tag ``model.digest``, set by ``register``);

@@ -1,4 +1,4 @@
-"""``mnist-score``: score a batch of images with the registered (or an exported) model.
+"""``mnist score``: score a batch of images with the registered (or an exported) model.
 
 Input: a directory of image files (PNG/JPEG, read as the service's image route reads an upload),
 an ``.npz`` with ``x`` ``uint8[N,28,28]`` (and optional ``ids``), or a Parquet file with ``id``
@@ -199,7 +199,7 @@ def spark_scorer(model_uri: str) -> Scorer:
     with tempfile.TemporaryDirectory(prefix="mnist-score-") as tmp:
         version = read_identity(download_saved_model(model_uri, Path(tmp))).digest
     master = os.environ.get("SPARK_MASTER", "local[2]")
-    spark = SparkSession.builder.master(master).appName("mnist-score").getOrCreate()
+    spark = SparkSession.builder.master(master).appName("mnist score").getOrCreate()
     udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type="array<float>", env_manager="local")
 
     def run(items: list[Item]) -> list[dict[str, object]]:
@@ -241,7 +241,7 @@ def score(
         counts["scored"] += sum(r["error"] is None for r in rows)
         pending.clear()
 
-    with tqdm(read_items(source), unit="image", desc="mnist-score") as progress:
+    with tqdm(read_items(source), unit="image", desc="mnist score") as progress:
         for item in progress:
             if item.id in done:
                 counts["skipped"] += 1

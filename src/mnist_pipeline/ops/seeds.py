@@ -3,7 +3,7 @@
 Queues one DVC experiment per seed (``dvc exp run --queue -n seed-K -S seed=K``) against the
 committed workspace, runs the queue one at a time, and writes ``reports/seeds.json``: each
 seed's test accuracy, their mean and sample standard deviation, and the commit they ran at.
-``mnist-report`` shows that spread and says when a change lies inside it. Experiments never
+``mnist report`` shows that spread and says when a change lies inside it. Experiments never
 move the registry's ``production`` alias (see ``register.promote_branch``).
 """
 

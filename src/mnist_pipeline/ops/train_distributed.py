@@ -2,11 +2,11 @@
 
 Two modes of one command:
 
-- ``mnist-train-distributed --workers N`` starts N workers on free loopback ports, each the
+- ``mnist train-distributed --workers N`` starts N workers on free loopback ports, each the
   train stage with ``train.distribution: multi_worker`` and its own ``TF_CONFIG``, prints their
   output line by line with the worker's number, and stops them all if one fails (the others
   would wait for it forever). For trying the code path on one machine.
-- ``mnist-train-distributed --worker`` is one worker: the cluster comes from ``TF_CONFIG`` or,
+- ``mnist train-distributed --worker`` is one worker: the cluster comes from ``TF_CONFIG`` or,
   inside the indexed Kubernetes Job (``kubernetes/training/train-distributed.yaml``), from the Job's
   ``JOB_COMPLETION_INDEX`` and the headless Service that names its pods.
 
