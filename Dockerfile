@@ -60,7 +60,8 @@ COPY --chown=root:root src/mnist_contracts/ /srv/mnist_contracts/
 # Only the modules `mnist monitor` imports, and the command itself (its other sub-commands import
 # what they run only when they run; tests/unit/test_deployment_gates.py checks the list).
 COPY --chown=root:root src/mnist_pipeline/__init__.py src/mnist_pipeline/atomic.py \
-     src/mnist_pipeline/drift_features.py src/mnist_pipeline/errors.py src/mnist_pipeline/params.py \
+     src/mnist_pipeline/cli.py src/mnist_pipeline/drift_features.py src/mnist_pipeline/errors.py \
+     src/mnist_pipeline/params.py \
      /srv/mnist_pipeline/
 COPY --chown=root:root src/mnist_pipeline/commands/ /srv/mnist_pipeline/commands/
 COPY --chown=root:root src/mnist_pipeline/ops/__init__.py src/mnist_pipeline/ops/monitor.py \
@@ -91,7 +92,8 @@ COPY --chown=root:root app/ /srv/app/
 # The contracts the service shares with the pipeline (no training code comes along).
 COPY --chown=root:root src/mnist_contracts/ /srv/mnist_contracts/
 # The mnist command, for `mnist shadow` (the same image runs the shadow consumer); no training code.
-COPY --chown=root:root src/mnist_pipeline/__init__.py src/mnist_pipeline/errors.py /srv/mnist_pipeline/
+COPY --chown=root:root src/mnist_pipeline/__init__.py src/mnist_pipeline/cli.py \
+     src/mnist_pipeline/errors.py /srv/mnist_pipeline/
 COPY --chown=root:root src/mnist_pipeline/commands/ /srv/mnist_pipeline/commands/
 COPY --chown=root:root gunicorn.conf.py docker/entrypoint.sh /srv/
 USER 1000

@@ -30,7 +30,6 @@ from app.state import EXTENSION, ServiceState
 from app.web import bp as web_bp
 from mnist_contracts.events import random_hex
 from mnist_contracts.lite import SAVEDMODEL
-from mnist_contracts.settings import load_env
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +169,7 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
         The Flask (OpenAPI) application.
     """
     if settings is None:
-        load_env(Path.cwd())
-        settings = Settings()
+        settings = Settings.from_env(Path.cwd())
     logs.configure(settings.log_level)
     if settings.model_variant == SAVEDMODEL:
         _configure_tensorflow(settings.tf_threads)

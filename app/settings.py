@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mnist_contracts import paths
 from mnist_contracts.events import DEFAULT_FEEDBACK_TTL_S, DEFAULT_MAXLEN, DEFAULT_PREFIX
 from mnist_contracts.lite import SAVEDMODEL, Variant
+from mnist_contracts.settings import load_env
 
 
 class Settings(BaseSettings):
@@ -67,6 +68,19 @@ class Settings(BaseSettings):
     drift_report: Path = paths.DRIFT_REPORT
     drift_poll_s: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, root: Path) -> Settings:
+        """``root/.env`` exported first (the environment wins), then every field read.
+
+        Args:
+            root: The directory holding ``.env`` (the working directory when serving).
+
+        Returns:
+            The settings.
+        """
+        load_env(root)
+        return cls()
 
     @property
     def model_source(self) -> str:

@@ -16,7 +16,7 @@ LOCK_FILE = Path("dvc.lock")
 RAW_FILE = Path("data/raw/mnist.npz")
 PREPARED_DIR = Path("data/prepared")
 REFERENCE_DIR = Path("data/reference")
-FEEDBACK_DIR = Path("data/feedback")  # labelled live events (mnist-collect), DVC-tracked
+FEEDBACK_DIR = Path("data/feedback")  # labelled live events (mnist collect), DVC-tracked
 FEEDBACK_FILE = FEEDBACK_DIR / "feedback.npz"
 MODEL_DIR = Path("models/mnist")
 

@@ -6,7 +6,7 @@ Formats (plain NumPy ``.npz``, read with ``allow_pickle=False``, so loading runs
   ``x_test`` ``uint8[10000,28,28]``, ``y_test`` ``uint8[10000]``. Pixels 0-255, white digit on
   black, exactly the bytes of the canonical IDX files.
 * ``data/prepared/{train,val,test}.npz``: ``x`` ``uint8[N,28,28]`` and ``y`` ``uint8[N]``.
-* ``data/feedback/feedback.npz`` (``mnist-collect``, DVC-tracked): live images whose true label
+* ``data/feedback/feedback.npz`` (``mnist collect``, DVC-tracked): live images whose true label
   came back, ``x``, ``y`` (the true label), ``predicted`` ``uint8[N]`` and ``ids`` ``S32[N]``
   (event ids, sorted: the same events give the same bytes).
 """
@@ -192,7 +192,7 @@ def save_feedback(feedback: Feedback, path: Path) -> None:
 
 
 def load_feedback(path: Path) -> Feedback:
-    """Read and validate the feedback set written by ``mnist-collect``.
+    """Read and validate the feedback set written by ``mnist collect``.
 
     Raises:
         PipelineError: If it is missing or malformed.
@@ -202,12 +202,12 @@ def load_feedback(path: Path) -> Feedback:
             found = Feedback(data["x"], data["y"], data["predicted"], data["ids"])
     except FileNotFoundError:
         raise PipelineError(
-            f"{path}: no feedback data; run mnist-collect (and dvc pull), or set "
+            f"{path}: no feedback data; run mnist collect (and dvc pull), or set "
             "preprocess.feedback: false"
         ) from None
     except (KeyError, ValueError, OSError) as err:
         raise PipelineError(
-            f"{path}: not a valid feedback file ({err}); run mnist-collect"
+            f"{path}: not a valid feedback file ({err}); run mnist collect"
         ) from None
     check_split("feedback", Split(found.x, found.y))
     if len(found.predicted) != len(found) or len(found.ids) != len(found):

@@ -58,7 +58,7 @@ def render_model_card(
 
 ## Model details
 - Registered model `{name}`: in any MLflow store the pipeline ran against, this model is the
-  version tagged `model.digest` = `{digest}`, a hash of its weights (`mnist-registry list`).
+  version tagged `model.digest` = `{digest}`, a hash of its weights (`mnist registry list`).
 - Load with `mlflow.pyfunc.load_model("models:/{name}@production")`.
 - A Keras 3 `{params.get("train.arch", "?")}` network exported as a TensorFlow SavedModel. Input:
   `uint8[N,28,28]`, 0-255, white digit on black (MNIST convention). Output: `float32[N,10]`
@@ -105,9 +105,9 @@ reference model for an ML delivery pipeline.
 current one holds the alias `previous`:
 
 ```bash
-mnist-registry list                # versions, aliases and test metrics
-mnist-registry rollback            # production -> previous (run again to undo)
-mnist-registry promote VERSION     # put a given version in production
+mnist registry list                # versions, aliases and test metrics
+mnist registry rollback            # production -> previous (run again to undo)
+mnist registry promote VERSION     # put a given version in production
 ```
 """
 

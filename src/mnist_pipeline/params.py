@@ -187,7 +187,7 @@ warnings.filterwarnings("ignore", message='Field name "register"', category=User
 
 
 class ReportParams(_Section):
-    """The pull-request report's statistics (``mnist-report``)."""
+    """The pull-request report's statistics (``mnist report``)."""
 
     alpha: float = Field(
         default=0.05, gt=0, lt=1, description="McNemar's significance level for the verdict"

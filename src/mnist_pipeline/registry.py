@@ -2,7 +2,7 @@
 
 Aliases, MLflow 3 style (registry stages are deprecated): ``candidate`` is the newest version
 that passed the gate; ``production`` the one that serves; ``previous`` the production version
-before it, so a rollback is one step. Used by the ``register`` stage and the ``mnist-registry``
+before it, so a rollback is one step. Used by the ``register`` stage and the ``mnist registry``
 CLI.
 """
 
@@ -213,7 +213,7 @@ class Registry:
         if previous is None or current is None:
             raise PipelineError(
                 f"{self.name} has no previous production version to roll back to; "
-                "use `mnist-registry promote VERSION`"
+                "use `mnist registry promote VERSION`"
             )
         self.set_alias(PRODUCTION, previous.version)
         self.set_alias(PREVIOUS, current.version)

@@ -193,7 +193,7 @@ def may_promote(promote_branch: str) -> tuple[bool, str]:
     Only the committed workspace of ``promote_branch`` may: never a DVC experiment (workspace,
     queued or ``--temp``), a pull-request run, another branch, a detached checkout or a
     workspace with uncommitted changes. Those still register their model; moving production
-    from them takes ``mnist-registry promote``.
+    from them takes ``mnist registry promote``.
 
     Args:
         promote_branch: ``register.promote_branch``; empty means no run promotes by itself.

@@ -163,7 +163,7 @@ def test_database_down_is_one_line_and_the_same_command_works_after(repo: Path, 
     try:
         result = attempt(mnist("registry", "list"),
                          repo, **env)  # fmt: skip
-        assert result.returncode == 1
+        assert result.returncode == 2
         assert "Traceback" not in result.stderr
         assert result.stderr.startswith("mnist registry list: error: ")
         assert result.stderr.count("\n") == 1

@@ -113,9 +113,9 @@ def test_shadow_on_the_stream_reports_flips_and_gates_promotion(
     assert flipped.verdict(150, 0.05)[0] is False
     assert "disagrees with production on 25.00%" in flipped.verdict(150, 0.05)[1]
 
-    # The report of a too-short shadow run: a negative verdict (1), and promotion refused (2).
+    # The report of a too-short shadow run: too little data to decide (3), promotion refused (2).
     shadow_report = ("registry", "shadow-report", "--events", redis_broker.url)
-    assert run_mnist(*shadow_report, "--last", "100") == 1
+    assert run_mnist(*shadow_report, "--last", "100") == 3
     assert "blocked: 100 shadow events, at least 150 needed" in capsys.readouterr().out
     assert run_mnist("registry", "promote", "1", "--events", redis_broker.url, "--last", "100") == 2
     assert "not promoted: shadow evaluation blocked" in capsys.readouterr().err

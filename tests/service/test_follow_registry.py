@@ -88,7 +88,7 @@ def test_promote_and_rollback_reach_every_worker_with_no_failed_request(
         assert metadata["model_version"] == read_identity(tiny_model).digest
         assert (metadata["registry_version"], metadata["alias"]) == (v1, "production")
 
-        registry.promote(v2)  # what `mnist-registry promote` does
+        registry.promote(v2)  # what `mnist registry promote` does
         took = timed_wait(lambda: served_versions(server.url) == {v2: 2}, 60)
         registry.rollback()  # production back to the version it replaced
         took_back = timed_wait(lambda: served_versions(server.url) == {v1: 2}, 60)

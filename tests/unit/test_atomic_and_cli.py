@@ -1,9 +1,13 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from mnist_pipeline import cli
 from mnist_pipeline.atomic import atomic_path, write_text
+from mnist_pipeline.commands import app
 from mnist_pipeline.errors import PipelineError
 
 
@@ -31,29 +35,37 @@ def test_directory_is_replaced_whole(tmp_path: Path) -> None:
     assert sorted(p.name for p in target.iterdir()) == ["b"]
 
 
-def test_stage_error_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+def test_stage_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     def failing() -> None:
         raise PipelineError("checksum mismatch for x; try another source")
 
     with pytest.raises(SystemExit) as info:
         cli.run_stage(failing, "fetch")
-    assert info.value.code == 1
+    assert info.value.code == 2
     err = capsys.readouterr().err
     assert err == "fetch: error: checksum mismatch for x; try another source\n"
 
 
-def test_cli_usage(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        cli.main(["deploy"])
-    assert info.value.code == 2
-    assert "usage: mnist-pipeline" in capsys.readouterr().err
+def test_an_unknown_stage_is_one_line_naming_the_stages() -> None:
+    result = CliRunner().invoke(app, ["stage", "deploy"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"mnist stage: error: unknown stage 'deploy': choose one of {', '.join(cli.STAGES)}\n"
+    )
 
 
-def test_cli_runs_a_stage_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stage_runs_by_name_with_the_stage_exit_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)  # no params.yaml here: the stage must say so in one line
-    with pytest.raises(SystemExit) as info:
-        cli.main(["preprocess"])
-    assert info.value.code == 1
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist_pipeline.commands", "stage", "preprocess"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.startswith("preprocess: error: ")
+    assert "params.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_every_console_script_points_at_a_callable() -> None:

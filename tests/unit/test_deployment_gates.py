@@ -161,7 +161,8 @@ def test_the_monitor_image_copies_every_module_mnist_monitor_imports() -> None:
             path = PROJECT_ROOT / source
             files = path.rglob("*.py") if path.is_dir() else [path]
             copied |= {str(f.relative_to(PROJECT_ROOT)) for f in files}
-    closure = import_closure("mnist_pipeline.ops.monitor")
+    # The commands' own top-level imports: the exit codes and one-line errors of mnist_pipeline.cli.
+    closure = import_closure("mnist_pipeline.ops.monitor") | import_closure("mnist_pipeline.cli")
     needed = {str(p.relative_to(PROJECT_ROOT)) for p in closure}
     needed |= {str(p.relative_to(PROJECT_ROOT))
                for p in (PROJECT_ROOT / "src/mnist_pipeline/commands").glob("*.py")}  # fmt: skip
@@ -171,6 +172,27 @@ def test_the_monitor_image_copies_every_module_mnist_monitor_imports() -> None:
     assert "evidently==" in lock
     assert "tensorflow" not in lock
     assert "flask" not in lock
+
+
+def test_the_service_image_copies_what_mnist_shadow_imports() -> None:
+    """The same image runs the shadow consumer (compose, Kubernetes): `mnist shadow` and the
+    top-level imports of the command must be in it, and Typer in its lock."""
+    from tests.support.dockerfile import context_copies
+    from tests.unit.test_dvc_graph import import_closure
+
+    copied: set[str] = set()
+    for sources, _ in context_copies(stages(PROJECT_ROOT / "Dockerfile")["service"]):
+        for source in sources:
+            path = PROJECT_ROOT / source
+            files = path.rglob("*.py") if path.is_dir() else [path]
+            copied |= {str(f.relative_to(PROJECT_ROOT)) for f in files}
+    needed = {str(p.relative_to(PROJECT_ROOT)) for p in import_closure("mnist_pipeline.cli")}
+    needed |= {str(p.relative_to(PROJECT_ROOT))
+               for p in (PROJECT_ROOT / "src/mnist_pipeline/commands").glob("*.py")}  # fmt: skip
+    needed.add("app/shadow.py")
+    assert needed <= copied, sorted(needed - copied)
+    for lock in ("requirements-serve.lock", "requirements-slim.lock"):
+        assert "\ntyper==" in (PROJECT_ROOT / lock).read_text().lower(), lock
 
 
 def test_compose_runs_the_monitor_on_a_schedule_against_the_service_log() -> None:

@@ -91,7 +91,7 @@ def test_mlflow_errors_in_a_stage_are_one_line(capsys: pytest.CaptureFixture[str
 
     with pytest.raises(SystemExit) as exit_info:
         run_stage(failing, "train")
-    assert exit_info.value.code == 1
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("train: error: MLflow request failed: API request to endpoint ")
     assert err.count("\n") == 1

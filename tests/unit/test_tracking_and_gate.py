@@ -99,7 +99,7 @@ def test_model_card_holds_nothing_store_specific() -> None:
                              flatten(Params()), 0.99)  # fmt: skip
     assert card.startswith("# Model card: mnist-classifier `sha256:0123456789ab`")
     assert "| 0.9951 | 0.0200 | 0.9950 | 49 / 10000 |" in card
-    assert "mnist-registry rollback" in card
+    assert "mnist registry rollback" in card
     assert "Quality floor (`register.min_accuracy` 0.9900): **passed**" in card
     low = render_model_card("m", "sha256:x", {**metrics, "accuracy": 0.98}, {}, 0.99)
     assert "**not passed**" in low

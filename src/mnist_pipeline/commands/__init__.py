@@ -35,6 +35,8 @@ app = typer.Typer(
     name="mnist",
     help="Reproducible MNIST: the pipeline's stages, the registry, reports, monitoring, serving "
     "tools. Settings come from the environment and .env.",
+    epilog="Example: mnist registry list   (mnist COMMAND --help for each; exit codes: 0 done, "
+    "1 a negative verdict, 2 an error, 3 too little data)",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )

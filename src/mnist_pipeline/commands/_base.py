@@ -1,13 +1,14 @@
-"""What every ``mnist`` sub-command shares: exit codes, one-line errors, tools, output.
+"""What every ``mnist`` sub-command shares: exit codes, one-line errors, output.
 
-Exit codes, the same for every sub-command:
+Exit codes, the same for every sub-command (the README's table is this one):
 
 ====  ==========================================================================================
 0     done (``mnist report`` exits 0 whatever its verdict: the verdict is in its output)
 1     a negative verdict, only from commands whose job is a check: ``mnist monitor`` (drift),
       ``mnist registry shadow-report`` (blocked), ``mnist registry reproduce`` (digests differ)
 2     an error: one line on stderr that says what was wrong and what to do
-3     not enough data to decide (``mnist monitor``: too few predictions)
+3     not enough data to decide (``mnist monitor``: too few predictions;
+      ``mnist registry shadow-report``: too few shadow events)
 130   interrupted (Ctrl-C); nothing half-written is kept
 ====  ==========================================================================================
 """
@@ -22,9 +23,19 @@ from typing import Any, NoReturn
 
 import typer
 
-from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.cli import ERROR, INTERRUPTED, actionable
 
-OK, NEGATIVE, ERROR, TOO_LITTLE_DATA, INTERRUPTED = 0, 1, 2, 3, 130
+OK, NEGATIVE, TOO_LITTLE_DATA = 0, 1, 3
+__all__ = [
+    "ERROR",
+    "INTERRUPTED",
+    "NEGATIVE",
+    "OK",
+    "TOO_LITTLE_DATA",
+    "emit",
+    "fail",
+    "one_line_errors",
+]
 
 
 def fail(command: str, message: str) -> NoReturn:
@@ -42,30 +53,22 @@ def fail(command: str, message: str) -> NoReturn:
 def one_line_errors(command: str) -> Iterator[None]:
     """Turn the failures a user can act on into one line and exit 2 (130 when interrupted).
 
-    ``PipelineError`` is the project's own; MLflow's errors (a tracking server or its database
-    down, a refused request) are the user's to act on too. Anything else is a bug and keeps its
-    traceback.
+    What counts as actionable is :func:`mnist_pipeline.cli.actionable`, shared with the stages;
+    anything else is a bug and keeps its traceback.
 
     Args:
         command: The sub-command, for the error line.
     """
     try:
         yield
-    except PipelineError as err:
-        fail(command, str(err))
     except KeyboardInterrupt:
         print(f"mnist {command}: interrupted; nothing was written", file=sys.stderr)
         raise typer.Exit(INTERRUPTED) from None
     except Exception as err:
-        mlflow_errors = sys.modules.get("mlflow.exceptions")
-        if mlflow_errors is None or not isinstance(err, mlflow_errors.MlflowException):
+        message = actionable(err)
+        if message is None:
             raise
-        first = str(getattr(err, "message", err)).strip().splitlines()[0][:300]
-        fail(
-            command,
-            f"MLflow request failed: {first}; check the tracking server (MLFLOW_TRACKING_URI) "
-            "and its database, then run the same command again",
-        )
+        fail(command, message)
 
 
 def emit(as_json: bool, data: dict[str, Any], text: str) -> None:

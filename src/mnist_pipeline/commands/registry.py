@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mnist_pipeline.commands._base import NEGATIVE, emit, one_line_errors
+from mnist_pipeline.commands._base import NEGATIVE, TOO_LITTLE_DATA, emit, one_line_errors
 from mnist_pipeline.commands.events import (
     EVENTS_DEFAULT,
     PREFIX_DEFAULT,
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     help="The registered model versions: list, promote, roll back, rebuild, judge in shadow.",
+    epilog="Example: mnist registry promote 3",
     no_args_is_help=True,
 )
 NameOption = Annotated[
@@ -135,7 +136,10 @@ def shadow_report(
     last: LastOption = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """How the candidate answered live inputs beside production; exit 1 when it is blocked."""
+    """How the candidate answered live inputs beside production.
+
+    Exit 0 it may be promoted, 1 blocked (it disagrees too often), 3 too few shadow events.
+    """
     with one_line_errors("registry shadow-report"):
         from mnist_pipeline.ops import registry_cli
 
@@ -146,11 +150,10 @@ def shadow_report(
             result = registry_cli.shadow_result(
                 registry, chosen, _events(events, events_prefix, last)
             )
-        passed, reason = result.verdict(
-            max(params.shadow_min_events, 1), params.shadow_max_disagreement
-        )
+        min_events = max(params.shadow_min_events, 1)
+        passed, reason = result.verdict(min_events, params.shadow_max_disagreement)
         data = {**result.as_dict(), "version": chosen, "passed": passed, "verdict": reason}
         text = "\n".join([f"{registry.name} v{chosen} in shadow", *result.lines(), reason])
         emit(as_json, data, text)
     if not passed:
-        raise typer.Exit(NEGATIVE)
+        raise typer.Exit(TOO_LITTLE_DATA if result.events < min_events else NEGATIVE)

@@ -12,6 +12,7 @@ from mnist_pipeline.commands._base import one_line_errors
 app = typer.Typer(
     help="The DVC remote (S3 or S3-compatible): configure it, push to it, pull from it. "
     "Credentials come from AWS_* in the environment or .env, never from a file written here.",
+    epilog="Example: mnist remote configure s3://my-bucket/mnist && mnist remote push",
     no_args_is_help=True,
 )
 RootOption = Annotated[Path, typer.Option("--root", help="the repository")]

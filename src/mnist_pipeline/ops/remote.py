@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.ops.tools import tool
 
 DEFAULT_NAME = "storage"
 
@@ -74,9 +74,9 @@ class Remote:
 
 
 def _dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    # `python -m dvc` from this interpreter: the same DVC (and dvc-s3) as the pipeline's.
+    # The dvc beside this interpreter: the same DVC (and dvc-s3) as the pipeline's.
     return subprocess.run(
-        [sys.executable, "-m", "dvc", *args],
+        [tool("dvc"), *args],
         cwd=root,
         stdout=None,  # DVC's summary ("N files pushed") goes straight to the user
         stderr=subprocess.PIPE,

@@ -33,6 +33,7 @@ from mnist_pipeline.ops import report_cost, report_verdict
 from mnist_pipeline.ops.report_verdict import Predictions
 from mnist_pipeline.ops.tools import tool
 from mnist_pipeline.params import load_params
+from mnist_pipeline.progress import Steps
 
 MAIN_METRIC = "test.accuracy"
 METRICS_FILE = "reports/metrics.json"
@@ -66,7 +67,7 @@ class Side:
             file = Path(path)
             return file.read_bytes() if file.is_file() else None
         result = subprocess.run(
-            ["git", "show", f"{self.rev}:{path}"], capture_output=True, check=False
+            [tool("git"), "show", f"{self.rev}:{path}"], capture_output=True, check=False
         )
         return result.stdout if result.returncode == 0 else None
 
@@ -82,13 +83,13 @@ def resolve_rev(name: str) -> str | None:
         Something ``git show REV:path`` accepts, or None when nothing matches.
     """
     probe = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
+        [tool("git"), "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
         capture_output=True, check=False,
     )  # fmt: skip
     if probe.returncode == 0:
         return name
     refs = subprocess.run(
-        ["git", "for-each-ref", "--sort=-committerdate", "--format=%(refname)", "refs/exps/"],
+        [tool("git"), "for-each-ref", "--sort=-committerdate", "--format=%(refname)", "refs/exps/"],
         capture_output=True, text=True, check=False,
     ).stdout.split()  # fmt: skip
     matches = [ref for ref in refs if ref.rsplit("/", 1)[-1] == name]
@@ -386,6 +387,12 @@ def build_report(base: Side, new: Side, out_dir: Path, *, cost: bool = True) -> 
     Returns:
         The Markdown.
     """
+    with Steps("mnist report", 5) as step:
+        return _build(base, new, out_dir, cost, step)
+
+
+def _build(base: Side, new: Side, out_dir: Path, cost: bool, step: Steps) -> str:
+    step("statistics")
     base_metrics = base.read(METRICS_FILE)
     new_metrics = new.read(METRICS_FILE)
     new_accuracy = json.loads(new_metrics)["test"]["accuracy"] if new_metrics else None
@@ -407,8 +414,10 @@ def build_report(base: Side, new: Side, out_dir: Path, *, cost: bool = True) -> 
             "never ran there): nothing to compare. The figures below are this change's alone.",
             "",
         ]
+    step("serving cost")
     if cost and new_metrics is not None:
         parts += cost_sections(base, new, out_dir)
+    step("metrics")
     revs = _revs(base, new)
     metrics = metrics_rows(_dvc_json("metrics", "diff", *revs, "--all"))
     headline = [r for r in metrics if r[0] in HEADLINE or r[0].startswith("val.")]
@@ -423,10 +432,12 @@ def build_report(base: Side, new: Side, out_dir: Path, *, cost: bool = True) -> 
             "</details>",
             "",
         ]
+    step("params")
     params = params_rows(_dvc_json("params", "diff", *revs))
     parts += ["### Params", ""]
     parts += [_table(("param", base.label, new.label), params) if params else "No params changed."]
     parts += [""]
+    step("plots")
     draw_confusions(sides, out_dir / "confusion.png")
     draw_curves(sides, out_dir / "curves.png")
     parts += [
@@ -446,7 +457,10 @@ def build_report(base: Side, new: Side, out_dir: Path, *, cost: bool = True) -> 
 
 def _head() -> str:
     result = subprocess.run(
-        ["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True, check=False
+        [tool("git"), "rev-parse", "--short=10", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return result.stdout.strip() or "unknown"
 

@@ -31,6 +31,8 @@ from mnist_contracts.registered import download_saved_model
 from mnist_contracts.tags import DIGEST_TAG, GIT_COMMIT_TAG, GIT_DIRTY_TAG
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.ops.remote import configured
+from mnist_pipeline.ops.tools import tool
+from mnist_pipeline.progress import Steps
 from mnist_pipeline.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
 
 
 def _dvc(*args: str) -> list[str]:
-    return [sys.executable, "-m", "dvc", *args]
+    return [tool("dvc"), *args]
 
 
 def _has_remote(repo: Path) -> bool:
@@ -106,13 +108,13 @@ def rebuild(root: Path, commit: str, workdir: Path) -> Path:
         The rebuilt SavedModel directory (inside the worktree).
     """
     if subprocess.run(
-        ["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=root, capture_output=True
+        [tool("git"), "cat-file", "-e", f"{commit}^{{commit}}"], cwd=root, capture_output=True
     ).returncode:
         raise PipelineError(
             f"commit {commit[:12]} is not in this repository: `git fetch` the branch that has it"
         )
     worktree = workdir / "worktree"
-    _run(["git", "worktree", "add", "--detach", "--quiet", str(worktree), commit], root)
+    _run([tool("git"), "worktree", "add", "--detach", "--quiet", str(worktree), commit], root)
     local_config = root / ".dvc" / "config.local"
     if local_config.is_file():  # the remote, if one is configured
         shutil.copy2(local_config, worktree / ".dvc" / "config.local")
@@ -159,15 +161,20 @@ def reproduce(registry: Registry, version: str, root: Path) -> Digests:
     if info.tags.get(GIT_DIRTY_TAG) == "true":
         log.warning("version %s was trained with uncommitted changes: the rebuild may differ",
                     version)  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="mnist-reproduce-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="mnist-reproduce-") as tmp,
+        Steps("mnist registry reproduce", 2) as step,
+    ):
         workdir = Path(tmp)
+        step("download the stored model")
         stored = download_saved_model(f"models:/{registry.name}/{version}", workdir / "artifact")
         artifact = content_version(stored)
+        step(f"rebuild from {commit[:10]} (dvc repro)")
         try:
             rebuilt = content_version(rebuild(root, commit, workdir))
         finally:
             subprocess.run(
-                ["git", "worktree", "remove", "--force", str(workdir / "worktree")],
+                [tool("git"), "worktree", "remove", "--force", str(workdir / "worktree")],
                 cwd=root, capture_output=True, check=False,
             )  # fmt: skip
     return Digests(recorded, artifact, rebuilt)

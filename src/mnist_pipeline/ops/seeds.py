@@ -17,6 +17,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from mnist_contracts import paths
 from mnist_pipeline.atomic import write_text
 from mnist_pipeline.errors import PipelineError
@@ -71,20 +73,20 @@ def run_seeds(n: int) -> dict[str, Any]:
     if n < 2:
         raise PipelineError(f"--n {n}: a spread needs at least 2 seeds")
     status = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
+        [tool("git"), "status", "--porcelain", "--untracked-files=no"],
         capture_output=True, text=True, check=False,
     ).stdout  # fmt: skip
     if status.strip():
         raise PipelineError("uncommitted changes: commit them first (seeds run against HEAD)")
     commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        [tool("git"), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
     seeds = list(range(1, n + 1))
     existing = accuracies(commit)
     queued = [s for s in seeds if f"seed-{s}" not in existing]  # done ones: same bytes again
-    for seed in queued:
+    # One queued experiment at a time (what `--run-all --jobs 1` does), so the bar moves per seed.
+    for seed in tqdm(queued, desc="mnist seeds", unit="seed", disable=None, leave=False):
         _dvc("exp", "run", "--queue", "-n", f"seed-{seed}", "-S", f"seed={seed}")
-    if queued:
         _dvc("exp", "run", "--run-all", "--jobs", "1")
     found = accuracies(commit)
     missing = [s for s in seeds if f"seed-{s}" not in found]

@@ -1,6 +1,6 @@
 """Stage ``preprocess``: a seeded, stratified validation split, validated, plus a data report.
 
-With ``preprocess.feedback: true`` the labelled live events of ``data/feedback`` (``mnist-collect``)
+With ``preprocess.feedback: true`` the labelled live events of ``data/feedback`` (``mnist collect``)
 join the training split, never validation or test; an image already in any split is left out,
 so a live copy of a test digit cannot leak into training.
 """

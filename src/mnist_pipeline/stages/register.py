@@ -175,7 +175,7 @@ def register(params: Params, metrics: dict[str, Any], root: Path) -> dict[str, A
         # from a run allowed to promote (see tracking.may_promote).
         if gate.passed:
             registry.set_alias(CANDIDATE, version)
-            # With a shadow requirement, production waits for `mnist-registry promote`, which
+            # With a shadow requirement, production waits for `mnist registry promote`, which
             # checks the candidate's answers on live traffic first.
             if promotable and params.register.shadow_min_events == 0:
                 registry.promote(version)

@@ -266,7 +266,7 @@ def main(root: Path = Path(), distribution: str | None = None) -> None:
 
     Args:
         root: The repository root; paths come from :mod:`mnist_contracts.paths`.
-        distribution: Overrides ``train.distribution`` (``mnist-train-distributed`` passes
+        distribution: Overrides ``train.distribution`` (``mnist train-distributed`` passes
             ``multi_worker``).
     """
     params = with_distribution(load_params(root / paths.PARAMS_FILE), distribution)
