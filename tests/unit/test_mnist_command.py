@@ -34,18 +34,20 @@ NAMES_NOT_COMMANDS = re.compile(
     r'name = "mnist-pipeline"|-t mnist-(monitor|pipeline) |(name|deployment)[:/] ?mnist-'
     r"|`mnist-monitor` image|ghcr\.io/OWNER/mnist-"
 )
+SELF = {"CHANGELOG.md", str(Path(__file__).relative_to(PROJECT_ROOT))}
 BINARY = (".lock", ".npz", ".png", ".json", ".csv", ".pb", ".dvc", ".tflite", ".ipynb")
 
 
 def tracked_text() -> dict[str, str]:
-    """Every committed text file but the changelog (which lists the old names on purpose)."""
+    """Every committed text file but the changelog and this test (they name old and partial
+    commands on purpose)."""
     listed = subprocess.run(
         ["git", "ls-files"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
     texts = {}
     for name in listed:
         path = PROJECT_ROOT / name
-        if name == "CHANGELOG.md" or name.endswith(BINARY) or not path.is_file():
+        if name in SELF or name.endswith(BINARY) or not path.is_file():
             continue
         try:
             texts[name] = path.read_text(encoding="utf-8")
@@ -213,3 +215,13 @@ def test_every_command_reads_the_env_file_and_the_environment_wins(tmp_path: Pat
         assert process.returncode == 2, f"{name}: {err}"
         assert cases[name][2] in err, f"{name}: {err}"
         assert err.count("\n") == 1, f"{name}: {err}"
+
+
+def test_the_readme_documents_the_exit_codes_the_commands_use() -> None:
+    from mnist_pipeline.commands import _base
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme[readme.index("**Exit codes**") : readme.index("## Make targets")]
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \|", section, re.MULTILINE)}
+    used = {_base.OK, _base.NEGATIVE, _base.ERROR, _base.TOO_LITTLE_DATA, _base.INTERRUPTED}
+    assert documented == used == {0, 1, 2, 3, 130}

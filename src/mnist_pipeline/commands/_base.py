@@ -1,16 +1,8 @@
 """What every ``mnist`` sub-command shares: exit codes, one-line errors, output.
 
-Exit codes, the same for every sub-command (the README's table is this one):
-
-====  ==========================================================================================
-0     done (``mnist report`` exits 0 whatever its verdict: the verdict is in its output)
-1     a negative verdict, only from commands whose job is a check: ``mnist monitor`` (drift),
-      ``mnist registry shadow-report`` (blocked), ``mnist registry reproduce`` (digests differ)
-2     an error: one line on stderr that says what was wrong and what to do
-3     not enough data to decide (``mnist monitor``: too few predictions;
-      ``mnist registry shadow-report``: too few shadow events)
-130   interrupted (Ctrl-C); nothing half-written is kept
-====  ==========================================================================================
+The exit codes are documented once, in the README's table ("The `mnist` command"): 0 done,
+1 a negative verdict (only from a check), 2 an error in one line, 3 too little data to decide,
+130 interrupted. tests/unit/test_mnist_command.py holds the README to these constants.
 """
 
 from __future__ import annotations
