@@ -26,7 +26,8 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 preload_app = False
 timeout = 60
 graceful_timeout = 30
-keepalive = 5
+# An idle keep-alive connection is closed after this long, also during a stop (see below).
+keepalive = 2
 accesslog = None  # the app writes JSON access lines with the request id
 errorlog = "-"
 # No runtime control socket (gunicornc): nothing to manage the service through but its signals,
@@ -54,9 +55,36 @@ def child_exit(server: Any, worker: Any) -> None:  # noqa: ANN401
         GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)
 
 
+def _expire_idle_connections_while_stopping(worker: Any) -> None:  # noqa: ANN401
+    """Let a stopping worker close its idle keep-alive connections after ``keepalive`` seconds.
+
+    Gunicorn 26's gthread worker waits for its open connections during a graceful stop with one
+    ``select()`` as long as what is left of ``graceful_timeout``, and expires keep-alive
+    connections only between two selects: one idle connection (a probe's, a balancer's) held
+    every stop for the full 30 s, past Docker's 10 s (then SIGKILL, exit 137). Each wait is
+    capped at a second, so idle connections expire on time and the worker exits.
+    """
+    wait = getattr(worker, "wait_for_and_dispatch_events", None)
+    if wait is not None:
+        worker.wait_for_and_dispatch_events = lambda timeout: wait(min(timeout, 1.0))
+
+
+def post_worker_init(worker: Any) -> None:  # noqa: ANN401 - gunicorn's Worker
+    """The worker has built the app (which only wires): load the model, start its threads."""
+    from app import lifecycle
+
+    _expire_idle_connections_while_stopping(worker)
+    lifecycle.start(worker.wsgi)
+
+
 def worker_exit(server: Any, worker: Any) -> None:  # noqa: ANN401
-    """Drain this worker's prediction log before it exits: nothing answered goes unlogged."""
-    app = getattr(worker, "wsgi", None)
-    state = getattr(app, "extensions", {}).get("mnist_service") if app is not None else None
-    if state is not None:
-        state.prediction_log.close()
+    """Stop the worker's threads and write what its event sink holds.
+
+    In a few seconds even when the store is down: what could not be written is counted and said
+    once.
+    """
+    app = getattr(worker, "wsgi", None)  # None when the worker failed before building it
+    if app is not None:
+        from app import lifecycle
+
+        lifecycle.stop(app)

@@ -48,6 +48,8 @@ class DriftStatus:
         )
         self._key = Keys(prefix).report
         self._failing = False  # warn once per failure, not on every poll
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def _read(self) -> tuple[float, str] | None:
         """The report's time and text when it changed, else None."""
@@ -90,11 +92,20 @@ class DriftStatus:
         self._failing = False
 
     def start(self, interval_s: float) -> None:
-        """Poll in a daemon thread."""
+        """Read the report now, then poll it in a daemon thread until :meth:`stop`."""
+        self._stop.clear()
+        self.refresh()
 
         def loop() -> None:
-            while True:
+            while not self._stop.wait(interval_s):
                 self.refresh()
-                time.sleep(interval_s)
 
-        threading.Thread(target=loop, name="drift-status", daemon=True).start()
+        self._thread = threading.Thread(target=loop, name="drift-status", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop polling."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None

@@ -62,16 +62,19 @@ class EventPublisher:
         config: StreamConfig,
         on_published: Callable[[int], None] = lambda n: None,
         on_dropped: Callable[[int], None] = lambda n: None,
+        on_available: Callable[[bool], None] = lambda up: None,
     ) -> None:
         self.config, self.keys = config, Keys(config.prefix)
         self.client = redis.Redis.from_url(
             config.url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=10
         )
         self._on_published, self._on_dropped = on_published, on_dropped
+        self._on_available = on_available
         self._buffer: collections.deque[_Event] = collections.deque()
         self._cond = threading.Condition()
         self._inflight = 0
         self._stopping = False
+        self._stop = threading.Event()  # ends a retry's wait at once
         self._thread: threading.Thread | None = None
         self._pid, self._host = os.getpid(), socket.gethostname()
         self.published = self.dropped = 0
@@ -172,13 +175,13 @@ class EventPublisher:
                     stopping = self._stopping
                 if self._down_since is None:
                     self._down_since = time.monotonic()
+                    self._on_available(False)
                     log.warning(
                         "event broker unreachable: buffering prediction events",
                         extra={"fields": {"error": str(err), "buffer": self.config.buffer}},
                     )
-                if stopping:
+                if stopping or self._stop.wait(backoff):
                     return
-                time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.2
@@ -196,6 +199,7 @@ class EventPublisher:
                     }},
                 )  # fmt: skip
                 self._down_since, self._dropped_in_outage = None, 0
+                self._on_available(True)
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait until everything buffered so far is published; False on timeout."""
@@ -233,15 +237,22 @@ class EventPublisher:
             raise BrokerError(str(err)) from None
         return int(predicted)
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Publish what is buffered (waiting up to ``timeout``), then stop."""
+    @property
+    def available(self) -> bool:
+        """False while Redis is unreachable (events are buffered, then dropped and counted)."""
+        return self._down_since is None
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Publish what is buffered (waiting up to ``timeout``), count the rest, then stop."""
         if self._thread is None:
             return
-        published = self.flush(timeout)
+        # With Redis down, waiting longer would only delay the stop (a kill after the grace).
+        published = self.flush(timeout if self.available else min(timeout, 1.0))
         with self._cond:
             self._stopping = True
             left = len(self._buffer)
             self._cond.notify_all()
+        self._stop.set()
         self._thread.join(5)
         self._thread = None
         if not published and left:

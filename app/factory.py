@@ -1,8 +1,7 @@
-"""``create_app``: settings, model, metrics, prediction log, routes, request hooks."""
+"""``create_app``: settings, metrics, event sink, routes and hooks, wired; nothing started."""
 
 from __future__ import annotations
 
-import atexit
 import logging
 import re
 import time
@@ -15,21 +14,20 @@ from flask.json.provider import DefaultJSONProvider
 from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
 
-from app import access, logs
+from app import access
 from app.drift_status import DriftStatus
 from app.errors import error_response, register_error_handlers, validation_error
 from app.events import EventPublisher, StreamConfig
 from app.metrics import ServiceMetrics
 from app.model import ModelHolder, ServingModel, alias_target, load_model
 from app.prediction_log import EventSink, PredictionLog
-from app.reload import ReloadWatcher, read_control
+from app.reload import ReloadWatcher
 from app.routes_ops import bp as ops_bp
 from app.routes_predict import bp as predict_bp
 from app.settings import Settings
-from app.state import EXTENSION, ServiceState
+from app.state import DRIFT, EXTENSION, RELOAD, ServiceState
 from app.web import bp as web_bp
 from mnist_contracts.events import random_hex
-from mnist_contracts.lite import SAVEDMODEL
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +74,6 @@ class _FastJSON(DefaultJSONProvider):
         )
         # Flask's response class takes bytes; its type hints name only the sans-IO base.
         return cast("Response", self._app.response_class(body, mimetype=self.mimetype))  # type: ignore[arg-type]
-
-
-def _configure_tensorflow(threads: int) -> None:
-    # Per worker, before any op runs: 2 workers x 1 thread fill 2 cores without oversubscription.
-    # Imported here, not at the top: a worker serving a TFLite variant never imports TensorFlow.
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        pass  # already initialised in this process (tests create several apps)
 
 
 def _check_content_type(endpoint: str) -> Response | None:
@@ -145,8 +131,12 @@ def _install_hooks(app: OpenAPI, settings: Settings) -> None:
 
 def _event_sink(settings: Settings, metrics: ServiceMetrics) -> EventSink:
     """The Redis stream when ``EVENTS_URL`` is set, else the embedded SQLite log."""
+    available = metrics.event_store_up.set
     if settings.events_url is None:
-        return PredictionLog(settings.prediction_log, settings.prediction_log_sync)
+        return PredictionLog(
+            settings.prediction_log, settings.prediction_log_sync, settings.events_buffer,
+            metrics.events_dropped.inc, available,
+        )  # fmt: skip
     config = StreamConfig(
         settings.events_url,
         settings.events_prefix,
@@ -155,24 +145,26 @@ def _event_sink(settings: Settings, metrics: ServiceMetrics) -> EventSink:
         settings.events_buffer,
         settings.events_feedback_ttl_s,
     )
-    return EventPublisher(config, metrics.events_published.inc, metrics.events_dropped.inc)
+    return EventPublisher(
+        config, metrics.events_published.inc, metrics.events_dropped.inc, available
+    )
 
 
-def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAPI:
-    """Build the service. Under Gunicorn this runs in each worker, never in the master.
+def create_app(settings: Settings | None = None) -> OpenAPI:
+    """Build the service: settings, routes, hooks and the worker's service objects, wired.
+
+    Nothing starts here (no thread, no model load): :func:`app.lifecycle.start` does that in
+    the worker, called by Gunicorn's ``post_worker_init`` hook. Under Gunicorn this runs in each
+    worker, never in the master.
 
     Args:
         settings: Settings (default: from the environment and ``.env``).
-        load: Load the model now (tests of not-ready behaviour pass False).
 
     Returns:
         The Flask (OpenAPI) application.
     """
     if settings is None:
         settings = Settings.from_env(Path.cwd())
-    logs.configure(settings.log_level)
-    if settings.model_variant == SAVEDMODEL:
-        _configure_tensorflow(settings.tf_threads)
     app = OpenAPI(
         __name__,
         info=Info(title="MNIST digit classifier", version="1.0.0"),
@@ -206,7 +198,7 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
             info.name, info.version, info.load_seconds, info.registry_version, info.variant
         )
 
-    watcher = ReloadWatcher(
+    app.extensions[RELOAD] = ReloadWatcher(
         holder,
         loader,
         loaded,
@@ -216,16 +208,7 @@ def create_app(settings: Settings | None = None, *, load: bool = True) -> OpenAP
         alias_target=alias_target,
         on_refused=metrics.model_refused.inc,
     )
-    app.extensions["mnist_reload"] = watcher
-    if load:
-        control = read_control(settings.state_dir)
-        source = control[1] if control else settings.model_source
-        watcher.first_load(source)
-        watcher.start()
-        drift = DriftStatus(
-            settings.drift_report, metrics, settings.events_url, settings.events_prefix
-        )
-        drift.refresh()
-        drift.start(settings.drift_poll_s)
-    atexit.register(prediction_log.close)
+    app.extensions[DRIFT] = DriftStatus(
+        settings.drift_report, metrics, settings.events_url, settings.events_prefix
+    )
     return app

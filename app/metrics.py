@@ -86,9 +86,17 @@ class ServiceMetrics:
         )
         self.events_dropped = Counter(
             "mnist_events_dropped_total",
-            "Prediction events dropped: the broker was down and the worker's buffer full",
+            "Prediction events dropped: the store was down and the worker's buffer full, or it "
+            "was still down when the worker stopped",
             registry=self.registry,
         )
+        self.event_store_up = Gauge(
+            "mnist_event_store_up",
+            "1 while every worker can write its prediction events (SQLite log or Redis stream)",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+        self.event_store_up.set(1)
         self.feedback = Counter(
             "mnist_feedback_total",
             "True labels received, by whether the model was right",

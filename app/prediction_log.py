@@ -21,6 +21,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -45,6 +46,11 @@ class EventStoreError(Exception):
 class EventSink(Protocol):
     """Where a worker's prediction events and labels go: the SQLite log or a Redis stream."""
 
+    @property
+    def available(self) -> bool:
+        """False while the store is down: the service answers all the same and buffers."""
+        ...
+
     def record(
         self, version: str, classes: list[int], confidences: list[float],
         images: npt.NDArray[np.uint8], variant: str = "savedmodel",
@@ -59,8 +65,8 @@ class EventSink(Protocol):
         """Record a true label; returns the predicted class (see :func:`add_label`)."""
         ...
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Deliver what is pending and stop."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is pending (waiting up to ``timeout``), count the rest, and stop."""
         ...
 
 
@@ -85,14 +91,25 @@ def _rows(batch: list[_Batch], pid: int) -> list[tuple[object, ...]]:
 class PredictionLog:
     """A per-process writer into the shared SQLite prediction log."""
 
-    def __init__(self, path: Path, sync: bool = False) -> None:
-        self.path, self.sync = path, sync
+    def __init__(
+        self,
+        path: Path,
+        sync: bool = False,
+        buffer: int = 10_000,
+        on_dropped: Callable[[int], None] = lambda n: None,
+        on_available: Callable[[bool], None] = lambda up: None,
+    ) -> None:
+        self.path, self.sync, self.buffer = path, sync, buffer
+        self._on_dropped, self._on_available = on_dropped, on_available
         self._local = threading.local()  # one connection per request thread (sync, labels)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._reported = False  # "log unavailable" is logged once, not on every retry
-        self.written = 0
+        self._stopping = threading.Event()
+        self._pending = 0  # requests queued and not yet written: bounded by ``buffer`` events
+        self.available = True  # False while the log cannot be opened (said once per change)
+        self._said_drop = False  # "dropping" is said once per outage
+        self.written = self.dropped = 0
 
     def _ensure_writer(self) -> None:
         if self._thread is None:
@@ -126,12 +143,46 @@ class PredictionLog:
         """
         ids = [new_event_id() for _ in classes]
         item = (time.time(), version, variant, ids, classes, confidences, images.tobytes())
-        if self.sync:
-            self._commit(self._db(), _rows([item], os.getpid()))
-            return ids
+        if self.sync and self.available:
+            try:
+                self._commit(self._db(), _rows([item], os.getpid()))
+                return ids
+            except (OSError, sqlite3.Error) as err:
+                self._set_available(False, err)  # then queued: written when the log is back
         self._ensure_writer()
+        with self._lock:
+            if self._pending + len(ids) > self.buffer:
+                self._drop(len(ids))
+                return ids
+            self._pending += len(ids)
         self._queue.put(item)
         return ids
+
+    def _drop(self, count: int) -> None:
+        first, self._said_drop = not self._said_drop, True
+        self.dropped += count
+        self._on_dropped(count)
+        if first:
+            log.warning(
+                "prediction log buffer full: dropping prediction events until the log is back",
+                extra={"fields": {"buffer": self.buffer, "dropped": count}},
+            )
+
+    def _set_available(self, up: bool, error: BaseException | None = None) -> None:
+        """Record a change of the log's state: one log line and one gauge update per change."""
+        if up == self.available:
+            return
+        self.available = up
+        self._on_available(up)
+        if up:
+            self._said_drop = False
+            fields: dict[str, object] = {"path": str(self.path), "pending": self._pending}
+            log.warning("prediction log available again: writing the buffered events",
+                        extra={"fields": fields})  # fmt: skip
+        else:
+            fields = {"path": str(self.path), "error": str(error)}
+            log.error("prediction log unavailable: buffering prediction events",
+                      extra={"fields": fields})  # fmt: skip
 
     def label(self, event_id: str, label: int) -> int:
         """Record the true label of an answered image (see :func:`add_label`).
@@ -157,23 +208,30 @@ class PredictionLog:
         done.wait(timeout)
 
     def _commit(self, db: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
-        try:
-            with db:
-                db.executemany(INSERT, rows)
-            self.written += len(rows)
-        except sqlite3.Error:
-            log.exception("prediction log write failed", extra={"fields": {"rows": len(rows)}})
+        with db:
+            db.executemany(INSERT, rows)
+        self.written += len(rows)
+
+    def _open(self) -> sqlite3.Connection | None:
+        """The writer's connection; None (retrying each second) until the log can be opened.
+
+        Gives up when the writer is told to stop, so a worker whose log is down still exits.
+        """
+        while not self._stopping.is_set():
+            try:
+                db = connect(self.path, timeout=5.0)
+            except (OSError, sqlite3.Error) as err:
+                self._set_available(False, err)
+                self._stopping.wait(1.0)
+                continue
+            self._set_available(True)
+            return db
+        return None
 
     def _write_loop(self) -> None:
-        db = None
-        while db is None:  # an unwritable log is logged once and retried; requests go on
-            try:
-                db = connect(self.path)
-            except sqlite3.Error as err:
-                if not self._reported:
-                    log.error("prediction log unavailable", extra={"fields": {"error": str(err)}})
-                    self._reported = True
-                time.sleep(1.0)
+        db = self._open()
+        if db is None:
+            return
         # The queue in memory is what a SIGKILL can lose anyway; in WAL mode NORMAL loses nothing
         # more on a process crash (only on power loss), and spares an fsync per commit.
         db.execute("PRAGMA synchronous=NORMAL")
@@ -203,15 +261,39 @@ class PredictionLog:
                 except queue.Empty:
                     break
             rows = _rows(batch, pid)
-            if rows:
-                self._commit(db, rows)
+            while rows:
+                try:
+                    self._commit(db, rows)
+                    break
+                except sqlite3.Error as err:  # disk full, locked past the busy timeout
+                    self._set_available(False, err)
+                    if self._stopping.wait(1.0):
+                        break  # counted as not written by close()
+            else:
+                self._set_available(True)
+            with self._lock:
+                self._pending -= len(rows) if self.available else 0
             for event in waiting:
                 event.set()
         db.close()
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Drain the queue and stop the writer (called when a worker exits)."""
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join(timeout)
-            self._thread = None
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (waiting up to ``timeout``), then stop the writer.
+
+        With the log down the wait is cut short: what could not be written is counted as
+        dropped and said in one line, and the worker exits in time.
+        """
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout if self.available else min(timeout, 1.0))
+        self._stopping.set()
+        self._thread.join(2.0)
+        self._thread = None
+        with self._lock:
+            lost, self._pending = self._pending, 0
+        if lost:
+            self.dropped += lost
+            self._on_dropped(lost)
+            log.error("prediction log: events not written at stop",
+                      extra={"fields": {"path": str(self.path), "events": lost}})  # fmt: skip

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -88,14 +87,26 @@ class ReloadWatcher:
         # Why this worker does not serve the latest accepted reload (None when it does):
         # /health/ready answers 503 meanwhile, so no traffic reaches a worker left behind.
         self.lagging: str | None = None
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
 
     def start(self) -> None:
-        """Start polling in a daemon thread (in the worker, never in the Gunicorn master)."""
-        self._thread = threading.Thread(target=self._loop, name="model-reload", daemon=True)
-        self._thread.start()
+        """Start polling in daemon threads (in the worker, never in the Gunicorn master)."""
+        self._stop.clear()
+        self._threads = [threading.Thread(target=self._loop, name="model-reload", daemon=True)]
         if self.alias_target is not None:
-            threading.Thread(target=self._follow_loop, name="model-follow", daemon=True).start()
+            self._threads.append(
+                threading.Thread(target=self._follow_loop, name="model-follow", daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop polling; a load in progress finishes in its daemon thread unwaited-for."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
 
     def apply(self, source: str) -> ServingModel:
         """Load, warm up and swap in ``source`` in this worker.
@@ -122,8 +133,7 @@ class ReloadWatcher:
             self.retry_source = source
 
     def _follow_loop(self) -> None:
-        while True:
-            time.sleep(self.follow_s)
+        while not self._stop.wait(self.follow_s):
             self.follow_once()
 
     def follow_once(self) -> None:
@@ -173,8 +183,7 @@ class ReloadWatcher:
         )
 
     def _loop(self) -> None:
-        while True:
-            time.sleep(self.poll_s)
+        while not self._stop.wait(self.poll_s):
             self.poll_once()
 
     def poll_once(self) -> None:

@@ -23,7 +23,7 @@ from app.schemas import (
     V2ModelReady,
     V2Ready,
 )
-from app.state import state
+from app.state import RELOAD, state
 from mnist_contracts.lite import SAVEDMODEL
 from mnist_contracts.model import IMAGE_SHAPE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
 
@@ -45,16 +45,19 @@ def live() -> Reply:
 @bp.get("/health/ready", responses={200: HealthResponse, 503: ErrorResponse})
 def ready() -> Reply:
     """The model is loaded and warmed up, and it is the latest accepted reload (503 otherwise)."""
-    model = state().model()
-    watcher: ReloadWatcher | None = current_app.extensions.get("mnist_reload")
-    if watcher is not None and watcher.lagging:
+    service = state()
+    model = service.model()
+    watcher: ReloadWatcher = current_app.extensions[RELOAD]
+    if watcher.lagging:
         return error_response(503, "not_ready", f"{watcher.lagging}; retrying")
+    # A store outage leaves the worker ready (it answers and buffers); it says so here.
     return jsonify(
         status="ready",
         model_version=model.info.version,
         registry_version=model.info.registry_version,
-        following=watcher.following if watcher is not None else None,
-        refused=watcher.refused if watcher is not None else None,
+        following=watcher.following,
+        refused=watcher.refused,
+        event_store="up" if service.prediction_log.available else "down",
     )
 
 
@@ -169,7 +172,7 @@ def reload(body: ReloadRequest) -> Reply:
     current model keeps serving.
     """
     service = state()
-    watcher: ReloadWatcher = current_app.extensions["mnist_reload"]
+    watcher: ReloadWatcher = current_app.extensions[RELOAD]
     try:
         source = reload_source(service.settings.model_uri, service.settings.model_source, body)
     except ValueError as err:

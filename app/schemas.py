@@ -128,6 +128,9 @@ class HealthResponse(BaseModel):
     registry_version: str | None = None
     following: str | None = None
     refused: str | None = None
+    event_store: str | None = Field(
+        default=None, description="up, or down: answers go on, events are buffered, then counted"
+    )
 
 
 class MetadataResponse(BaseModel):

@@ -13,7 +13,10 @@ from app.model import ModelHolder, ServingModel
 from app.prediction_log import EventSink
 from app.settings import Settings
 
+# The keys of app.extensions: the worker's service state, its reload follower, its drift status.
 EXTENSION = "mnist_service"
+RELOAD = "mnist_reload"
+DRIFT = "mnist_drift"
 
 
 class NotReadyError(Exception):

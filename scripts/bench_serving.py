@@ -159,7 +159,7 @@ def profile_requests(
 
     from werkzeug.test import EnvironBuilder
 
-    from app import create_app
+    from app import create_app, lifecycle
     from app.settings import Settings
 
     settings = Settings.model_validate({
@@ -169,6 +169,7 @@ def profile_requests(
         "log_level": "WARNING",
     })  # fmt: skip
     app = create_app(settings)
+    lifecycle.start(app)
     image = np.load(ROOT / "data/prepared/test.npz")["x"][0].tolist()
     body = json.dumps({"image": image}).encode()
 
@@ -208,7 +209,7 @@ def profile_requests(
 
     predict_wall, predict_stats = measure("/predict", body)
     live_wall, live_stats = measure("/health/live", None)
-    app.extensions["mnist_service"].prediction_log.close()
+    lifecycle.stop(app)
     predict_areas, top = grouped(predict_stats)
     live_areas, _ = grouped(live_stats)
     per = 1e6 / requests_n

@@ -5,6 +5,7 @@ Helpers live in :mod:`tests.support`; the marks and the missing-tool rule in its
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from tests.support.data import make_digits
 
 if TYPE_CHECKING:
     from tests.support.redis_server import RedisServer
+    from tests.support.serving import Serve
 
 pytest_plugins = ["tests.support.plugin"]
 
@@ -57,6 +59,16 @@ def isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
         monkeypatch.setattr(utils, "_tracking_uri", None)
     return tmp_path
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """``serve(settings)``: an app built and started as a Gunicorn worker does (model loaded,
+    threads running); every one is stopped after the test, as a worker's exit stops it."""
+    from tests.support.serving import started
+
+    with contextlib.ExitStack() as stack:
+        yield lambda settings: stack.enter_context(started(settings))
 
 
 @pytest.fixture(scope="session")

@@ -67,10 +67,11 @@ def registry(repo: Path, url: str, *args: str) -> str:
 def served(url: str, tmp: Path) -> dict[str, object]:
     """The service, in its own process, configured by environment variables only."""
     program = (
-        "import json; from app import create_app\n"
-        "c = create_app().test_client()\n"
+        "import json; from app import create_app, lifecycle\n"
+        "app = create_app(); lifecycle.start(app); c = app.test_client()\n"
         "p = c.post('/predict', json={'images': [[[0] * 28] * 28]})\n"
-        "print(json.dumps({'status': p.status_code, 'metadata': c.get('/metadata').json}))"
+        "print(json.dumps({'status': p.status_code, 'metadata': c.get('/metadata').json}))\n"
+        "lifecycle.stop(app)"
     )
     out = run(
         [sys.executable, "-c", program], PROJECT_ROOT, stdout_only=True,

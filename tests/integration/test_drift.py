@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from app import create_app
+from app import lifecycle
 from app.settings import Settings
 from mnist_pipeline.dataset import RawMnist, Split, save_split
 from mnist_pipeline.ops import monitor
@@ -26,6 +26,7 @@ from mnist_pipeline.stages import reference
 from mnist_pipeline.stages.train import fit
 from tests.support import run_mnist
 from tests.support.redis_server import RedisServer
+from tests.support.serving import Serve, started
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("drift-world")]
 
@@ -52,19 +53,17 @@ def serve_and_log(world: dict[str, object], images: np.ndarray, name: str) -> Pa
     root = world["root"]
     assert isinstance(root, Path)
     log = root / f"{name}.db"
-    app = create_app(
-        Settings(
-            model_dir=root / "models/mnist",
-            prediction_log=log,
-            state_dir=root / "state",
-            metrics_file=root / "none.json",
-        )
+    settings = Settings(
+        model_dir=root / "models/mnist",
+        prediction_log=log,
+        state_dir=root / "state",
+        metrics_file=root / "none.json",
     )
-    client = app.test_client()
-    for start in range(0, len(images), 100):
-        batch = images[start : start + 100].tolist()
-        assert client.post("/predict", json={"images": batch}).status_code == 200
-    app.extensions["mnist_service"].prediction_log.close()
+    with started(settings) as app:  # stopped: every answered prediction is in the log
+        client = app.test_client()
+        for start in range(0, len(images), 100):
+            batch = images[start : start + 100].tolist()
+            assert client.post("/predict", json={"images": batch}).status_code == 200
     return log
 
 
@@ -153,11 +152,11 @@ def test_a_class_skewed_stream_is_drift(world: dict[str, object]) -> None:
     assert "predicted_class" in report["drifted_columns"]
 
 
-def test_the_service_exposes_the_latest_verdict(world: dict[str, object]) -> None:
+def test_the_service_exposes_the_latest_verdict(world: dict[str, object], serve: Serve) -> None:
     root = Path(world["root"])  # type: ignore[arg-type]
     log = serve_and_log(world, 255 - sample(world, 300, seed=5), "for-gauge")
     run_monitor(world, log)
-    app = create_app(
+    app = serve(
         Settings(
             model_dir=root / "models/mnist",
             prediction_log=root / "g.db",
@@ -185,7 +184,7 @@ def test_bad_inputs_exit_2_with_one_line(
         (["--events", str(corrupt)], 2, "not a readable prediction log"),
         (["--events", str(small), "--reference", str(tmp_path / "none")], 2, "no reference"),
         (
-            ["--log", str(small), "--model-version", "sha256:000000000000"],
+            ["--events", str(small), "--model-version", "sha256:000000000000"],
             2,
             "no predictions of model",
         ),
@@ -212,7 +211,7 @@ def test_bad_inputs_exit_2_with_one_line(
 
 @pytest.mark.redis
 def test_the_stream_gives_the_logs_verdict_live_accuracy_and_every_replicas_gauges(
-    world: dict[str, object], redis_broker: RedisServer
+    world: dict[str, object], redis_broker: RedisServer, serve: Serve
 ) -> None:
     """The same traffic through the stream and through the log: one verdict; labels count."""
     root = Path(world["root"])  # type: ignore[arg-type]
@@ -222,7 +221,7 @@ def test_the_stream_gives_the_logs_verdict_live_accuracy_and_every_replicas_gaug
     images, labels = test.x[pick], test.y[pick].tolist()
     results = {}
     for name, events_url in (("log", None), ("stream", redis_broker.url)):
-        app = create_app(Settings(
+        app = serve(Settings(
             model_dir=root / "models/mnist", prediction_log=root / f"live-{name}.db",
             state_dir=root / "state", metrics_file=root / "none.json", events_url=events_url,
         ))  # fmt: skip
@@ -235,7 +234,7 @@ def test_the_stream_gives_the_logs_verdict_live_accuracy_and_every_replicas_gaug
             sent = client.post("/feedback", json={"event_id": answer["event_id"], "label": label})
             assert sent.status_code == 200
             right += answer["predicted_class"] == label
-        app.extensions["mnist_service"].prediction_log.close()
+        lifecycle.stop(app)  # everything answered is written before the monitor reads it
         source = str(root / f"live-{name}.db") if events_url is None else events_url
         code, report = run_monitor(
             world, Path(source) if events_url is None else Path(name), events=source
@@ -251,7 +250,7 @@ def test_the_stream_gives_the_logs_verdict_live_accuracy_and_every_replicas_gaug
     assert (root / "out-stream/classification.html").stat().st_size > 10_000
 
     # A replica with no shared disk reads the report from the broker.
-    replica = create_app(Settings(
+    replica = serve(Settings(
         model_dir=root / "models/mnist", prediction_log=root / "r.db", state_dir=root / "state",
         events_url=redis_broker.url, drift_report=root / "absent.json",
     ))  # fmt: skip
@@ -260,4 +259,3 @@ def test_the_stream_gives_the_logs_verdict_live_accuracy_and_every_replicas_gaug
     assert "mnist_live_labelled 200.0" in text
     assert "mnist_live_accuracy_min 0.97" in text
     assert "mnist_drift_detected 0.0" in text
-    replica.extensions["mnist_service"].prediction_log.close()

@@ -17,7 +17,6 @@ import numpy.typing as npt
 import pytest
 import yaml
 
-from app import create_app
 from app.settings import Settings
 from app.shadow import consume
 from mnist_pipeline.ops import collect
@@ -26,6 +25,7 @@ from tests.support import run_mnist
 from tests.support.data import make_digits
 from tests.support.project_repo import git
 from tests.support.redis_server import RedisServer
+from tests.support.serving import started
 from tests.support.stages import run_evaluate, run_preprocess, run_register, run_train
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
@@ -49,19 +49,18 @@ def serve_and_label(w: Path, events_url: str | None) -> tuple[list[str], list[in
     live = make_digits(200, seed=11)
     images = live.x.copy()
     images[::4, FLAG[0], FLAG[1]] = 255
-    app = create_app(Settings(
+    settings = Settings(
         model_dir=w / "models/mnist", prediction_log=w / "var/predictions.db",
         state_dir=w / "var/state", metrics_file=w / "reports/metrics.json", events_url=events_url,
-    ))  # fmt: skip
+    )  # fmt: skip
     ids, right = [], 0
-    with app.test_client() as client:
+    with started(settings) as app, app.test_client() as client:
         for image, label in zip(images, live.y.tolist(), strict=True):
             (p,) = client.post("/predict", json={"image": image.tolist()}).get_json()["predictions"]
             ids.append(p["event_id"])
             right += p["predicted_class"] == label
             reply = client.post("/feedback", json={"event_id": p["event_id"], "label": label})
             assert reply.status_code == 200
-    app.extensions["mnist_service"].prediction_log.close()
     return ids, live.y.tolist(), right
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from app import create_app
 from app.settings import Settings
 from mnist_pipeline.dataset import Split
 from tests.support.models import export_real_mnist_model, export_tiny_model
+from tests.support.serving import started
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +54,5 @@ def make_settings(tmp_path: Path, tiny_model: Path) -> Callable[..., Settings]:
 
 @pytest.fixture
 def client(make_settings: Callable[..., Settings]) -> Iterator[FlaskClient]:
-    app = create_app(make_settings(max_images=4))
-    with app.test_client() as test_client:
+    with started(make_settings(max_images=4)) as app, app.test_client() as test_client:
         yield test_client
-    app.extensions["mnist_service"].prediction_log.close()

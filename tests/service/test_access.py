@@ -25,7 +25,7 @@ def routes(app: Flask) -> list[tuple[str, str, str]]:
 
 
 def test_every_route_declares_its_access(make_settings: Callable[..., Settings]) -> None:
-    app = create_app(make_settings(), load=False)
+    app = create_app(make_settings())
     undeclared = {endpoint for endpoint, _, _ in routes(app)} - set(access.ROUTES)
     assert not undeclared, f"routes without an access rule in app/access.py: {undeclared}"
     assert set(access.ROUTES) <= {endpoint for endpoint, _, _ in routes(app)}  # no stale rule
@@ -34,7 +34,7 @@ def test_every_route_declares_its_access(make_settings: Callable[..., Settings])
 @pytest.mark.parametrize("keys", ["none", "both"])
 def test_each_rule_holds_on_every_route(make_settings: Callable[..., Settings], keys: str) -> None:
     configured = {"api_key": API, "admin_key": ADMIN} if keys == "both" else {}
-    client = create_app(make_settings(**configured), load=False).test_client()
+    client = create_app(make_settings(**configured)).test_client()
     for endpoint, url, method in routes(client.application):
         rule = access.ROUTES[endpoint]
         bare = client.open(url, method=method, json={})
@@ -65,7 +65,7 @@ def test_each_rule_holds_on_every_route(make_settings: Callable[..., Settings], 
 
 
 def test_an_undeclared_route_is_closed(make_settings: Callable[..., Settings]) -> None:
-    app = create_app(make_settings(admin_key=ADMIN), load=False)
+    app = create_app(make_settings(admin_key=ADMIN))
     app.add_url_rule("/ops/forgotten", "ops.forgotten", lambda: "secret things")
     client = app.test_client()
     for headers in ({}, {"X-Admin-Key": ADMIN}):
@@ -83,7 +83,7 @@ def test_the_ingress_publishes_client_routes_and_never_admin_or_metrics(
 
     ingress = yaml.safe_load((PROJECT_ROOT / "kubernetes/ingress.yaml").read_text())
     paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
-    app = create_app(make_settings(), load=False)
+    app = create_app(make_settings())
 
     def exposed(url: str) -> bool:
         return any(

@@ -15,10 +15,11 @@ from flask.testing import FlaskClient
 from PIL import Image
 from scipy import ndimage
 
-from app import create_app
+from app import create_app, lifecycle
 from app.model import load_model
 from app.settings import Settings
 from mnist_contracts.image_input import image_to_mnist
+from tests.support.serving import Serve
 from tests.support.waiting import wait_until
 
 ZEROS = [[0] * 28 for _ in range(28)]
@@ -127,8 +128,10 @@ def test_content_type_size_and_unknown_routes(
         assert "/tmp" not in text
 
 
-def test_api_key_protects_predictions_not_health(make_settings: Callable[..., Settings]) -> None:
-    client = create_app(make_settings(api_key="s3cret")).test_client()
+def test_api_key_protects_predictions_not_health(
+    serve: Serve, make_settings: Callable[..., Settings]
+) -> None:
+    client = serve(make_settings(api_key="s3cret")).test_client()
     assert client.post("/predict", json={"image": ZEROS}).status_code == 401
     wrong = client.post("/predict", json={"image": ZEROS}, headers={"X-API-Key": "nope"})
     assert wrong.status_code == 401
@@ -140,9 +143,9 @@ def test_api_key_protects_predictions_not_health(make_settings: Callable[..., Se
 
 
 def test_not_ready_until_a_model_loads(
-    make_settings: Callable[..., Settings], tmp_path: Path
+    serve: Serve, make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    client = create_app(make_settings(model_dir=tmp_path / "missing")).test_client()
+    client = serve(make_settings(model_dir=tmp_path / "missing")).test_client()
     assert client.get("/health/live").status_code == 200
     ready = client.get("/health/ready")
     assert ready.status_code == 503
@@ -152,10 +155,10 @@ def test_not_ready_until_a_model_loads(
 
 
 def test_metadata_reports_model_and_metrics(
-    make_settings: Callable[..., Settings], tmp_path: Path
+    serve: Serve, make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     (tmp_path / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.9951, "loss": 0.1}}))
-    body = create_app(make_settings()).test_client().get("/metadata").get_json()
+    body = serve(make_settings()).test_client().get("/metadata").get_json()
     assert body["model_name"] == "mnist"
     assert body["test_metrics"] == {"accuracy": 0.9951, "loss": 0.1}
     assert body["input"]["shape"] == [-1, 28, 28]
@@ -234,11 +237,15 @@ def test_image_upload_is_normalised_like_mnist(client: FlaskClient) -> None:
 
 
 def test_reload_refuses_a_broken_model_and_accepts_a_good_one(
-    make_settings: Callable[..., Settings], tiny_model: Path, other_model: Path, tmp_path: Path
+    serve: Serve,
+    make_settings: Callable[..., Settings],
+    tiny_model: Path,
+    other_model: Path,
+    tmp_path: Path,
 ) -> None:
     served = tmp_path / "served"  # the configured MODEL_DIR, updated in place as by `dvc pull`
     shutil.copytree(tiny_model, served)
-    client = create_app(make_settings(admin_key="adm", model_dir=served)).test_client()
+    client = serve(make_settings(admin_key="adm", model_dir=served)).test_client()
     admin = {"X-Admin-Key": "adm"}
     before = client.get("/metadata").get_json()["model_version"]
     (served / "saved_model.pb").write_bytes(b"garbage")
@@ -258,9 +265,9 @@ def test_reload_refuses_a_broken_model_and_accepts_a_good_one(
 
 
 def test_reload_never_loads_a_path_or_uri_the_caller_names(
-    make_settings: Callable[..., Settings], other_model: Path
+    serve: Serve, make_settings: Callable[..., Settings], other_model: Path
 ) -> None:
-    client = create_app(make_settings(admin_key="adm")).test_client()
+    client = serve(make_settings(admin_key="adm")).test_client()
     admin = {"X-Admin-Key": "adm"}
     before = client.get("/metadata").get_json()["model_version"]
     for body, message in (
@@ -293,14 +300,16 @@ def test_reload_names_versions_and_aliases_of_the_served_model_only() -> None:
     )
 
 
-def test_every_answered_prediction_is_logged(make_settings: Callable[..., Settings]) -> None:
+def test_every_answered_prediction_is_logged(
+    serve: Serve, make_settings: Callable[..., Settings]
+) -> None:
     settings = make_settings()
-    app = create_app(settings)
+    app = serve(settings)
     client = app.test_client()
     for _ in range(5):
         client.post("/predict", json={"images": [digit(), ZEROS, ZEROS]})
     client.post("/predict", json={"image": [[1]]})  # refused: not logged
-    app.extensions["mnist_service"].prediction_log.close()
+    lifecycle.stop(app)  # what a worker's exit does: everything answered is written
     with sqlite3.connect(settings.prediction_log) as db:
         rows = db.execute("SELECT count(*), min(length(image)) FROM predictions").fetchone()
     assert rows == (15, 784)
@@ -338,22 +347,24 @@ def test_openapi_document_and_swagger_ui(client: FlaskClient) -> None:
     assert "/" not in spec["paths"]  # the page is for people, not part of the API
 
 
-def test_sync_log_commits_before_the_answer(make_settings: Callable[..., Settings]) -> None:
+def test_sync_log_commits_before_the_answer(
+    serve: Serve, make_settings: Callable[..., Settings]
+) -> None:
     settings = make_settings(prediction_log_sync=True)
-    client = create_app(settings).test_client()
+    client = serve(settings).test_client()
     assert client.post("/predict", json={"images": [digit(), ZEROS]}).status_code == 200
-    # No close(), no writer thread: the rows are on disk when the response is.
+    # No stop, no writer thread: the rows are on disk when the response is.
     with sqlite3.connect(settings.prediction_log) as db:
         assert db.execute("SELECT count(*) FROM predictions").fetchone()[0] == 2
 
 
 def test_a_worker_whose_first_load_failed_keeps_trying(
-    make_settings: Callable[..., Settings], tmp_path: Path, tiny_model: Path
+    serve: Serve, make_settings: Callable[..., Settings], tmp_path: Path, tiny_model: Path
 ) -> None:
     import shutil
 
     missing = tmp_path / "not-there-yet"
-    client = create_app(make_settings(model_dir=missing, reload_poll_s=0.1)).test_client()
+    client = serve(make_settings(model_dir=missing, reload_poll_s=0.1)).test_client()
     assert client.get("/health/ready").status_code == 503
     shutil.copytree(tiny_model, missing)  # the model arrives (a volume mounted late, a pull)
     wait_until(lambda: client.get("/health/ready").status_code == 200, 30,

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from app import create_app
+from app import create_app, lifecycle
 from app.settings import Settings
 from mnist_contracts.events import RedisEvents, SqliteEvents, carries_image
 from tests.support.redis_server import RedisServer
+from tests.support.serving import started
 
 ZEROS = [[0] * 28 for _ in range(28)]
 
@@ -36,10 +37,8 @@ def sink(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]
 
 @pytest.fixture
 def service(make_settings: Callable[..., Settings], sink: str | None) -> Iterator[FlaskClient]:
-    app = create_app(make_settings(events_url=sink))
-    with app.test_client() as client:
+    with started(make_settings(events_url=sink)) as app, app.test_client() as client:
         yield client
-    app.extensions["mnist_service"].prediction_log.close()
 
 
 def test_each_image_gets_a_server_event_id_and_its_label_back(
@@ -76,7 +75,7 @@ def test_each_image_gets_a_server_event_id_and_its_label_back(
         assert service.post("/feedback", json=bad).status_code == 422
 
     # The monitor's one interface reads both events and labels from either store.
-    service.application.extensions["mnist_service"].prediction_log.close()
+    lifecycle.stop(service.application)  # what a worker's exit does: everything written
     source = RedisEvents(sink) if sink else SqliteEvents(make_settings().prediction_log)
     window = source.window(100)
     assert set(window.event_ids) == set(ids)
@@ -102,14 +101,13 @@ def test_feedback_needs_the_client_key_when_one_is_set(
     make_settings: Callable[..., Settings],
 ) -> None:
     app = create_app(make_settings(api_key="k-test"))  # pragma: allowlist secret
-    with app.test_client() as client:
+    with app.test_client() as client:  # access and an unknown id: no model, nothing started
         refused = client.post("/feedback", json={"event_id": "0" * 32, "label": 1})
         assert refused.status_code == 401
         allowed = client.post(
             "/feedback", json={"event_id": "0" * 32, "label": 1}, headers={"X-API-Key": "k-test"}
         )
         assert allowed.status_code == 404
-    app.extensions["mnist_service"].prediction_log.close()
 
 
 @pytest.mark.redis
@@ -117,14 +115,12 @@ def test_the_stream_is_bounded_and_carries_a_share_of_inputs(
     make_settings: Callable[..., Settings], redis_broker: RedisServer
 ) -> None:
     def publish(prefix: str, **settings: object) -> list[str]:
-        app = create_app(make_settings(events_url=redis_broker.url, events_prefix=prefix,
-                                       **settings))  # fmt: skip
         ids: list[str] = []
-        with app.test_client() as client:
+        with started(make_settings(events_url=redis_broker.url, events_prefix=prefix,
+                                   **settings)) as app, app.test_client() as client:  # fmt: skip
             for _ in range(30):
                 batch = client.post("/predict", json={"images": [ZEROS] * 20}).get_json()
                 ids += [p["event_id"] for p in batch["predictions"]]
-        app.extensions["mnist_service"].prediction_log.close()
         return ids
 
     ids = publish("bounded", events_maxlen=10)

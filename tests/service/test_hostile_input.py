@@ -20,8 +20,8 @@ import pytest
 from flask.testing import FlaskClient
 from PIL import Image
 
-from app import create_app
 from app.settings import Settings
+from tests.support.serving import started
 
 ROW = [0] * 28
 IMAGE = [ROW] * 28
@@ -90,9 +90,8 @@ IMAGE_UPLOADS: dict[str, tuple[bytes, str]] = {
 @pytest.fixture
 def hostile(make_settings: Callable[..., Settings]) -> Iterator[tuple[FlaskClient, Settings]]:
     settings = make_settings(max_images=256)
-    app = create_app(settings)
-    yield app.test_client(), settings
-    app.extensions["mnist_service"].prediction_log.close()
+    with started(settings) as app:
+        yield app.test_client(), settings
 
 
 def assert_clean_refusal(response: Any, case: str) -> None:

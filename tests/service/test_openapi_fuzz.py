@@ -1,7 +1,7 @@
 """Fuzz every operation in the generated OpenAPI document: no 5xx, responses match the schema.
 
 Collecting this module costs an app factory call and nothing more: the document comes from an
-app with no model (``load=False``: nothing exported, loaded or trained, no threads started). The
+app that is built but not started (nothing exported, loaded or trained, no thread). The
 cases run against a real app with a model, swapped in by a fixture when the test runs.
 """
 
@@ -19,6 +19,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app import create_app
 from app.settings import Settings
+from tests.support.serving import started
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fuzzed-app")]
 
@@ -39,7 +40,7 @@ class _Target:
 
     def __init__(self) -> None:
         scratch = Path(tempfile.mkdtemp(prefix="mnist-fuzz-doc-"))
-        self.app: Any = create_app(_settings(scratch, scratch / "no-model"), load=False)
+        self.app: Any = create_app(_settings(scratch, scratch / "no-model"))  # not started
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -54,10 +55,9 @@ schema = schemathesis.openapi.from_wsgi("/openapi/openapi.json", _TARGET)
 @pytest.fixture(scope="module", autouse=True)
 def serving_app(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """A real app with a model answers the fuzzed requests."""
-    app = create_app(_settings(tmp_path_factory.mktemp("fuzz"), tiny_model))
-    _TARGET.app = app
-    yield
-    app.extensions["mnist_service"].prediction_log.close()
+    with started(_settings(tmp_path_factory.mktemp("fuzz"), tiny_model)) as app:
+        _TARGET.app = app
+        yield
 
 
 def test_the_fuzzed_app_has_a_model() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from app import create_app
 from app.reload import ReloadWatcher, read_control, write_control
 from app.settings import Settings
+from app.state import RELOAD
 
 
 def _write_many(state_dir: Path, worker: int, count: int) -> list[int]:
@@ -36,9 +37,10 @@ def test_a_worker_that_cannot_load_a_reload_is_not_ready_and_retries(
     served = tmp_path / "served"
     shutil.copytree(tiny_model, served)
     settings = make_settings(model_dir=served)
-    app = create_app(settings)  # loads, but its poll thread is driven by hand below
+    app = create_app(settings)  # not started: the first load and the polls are driven by hand
     client = app.test_client()
-    watcher: ReloadWatcher = app.extensions["mnist_reload"]
+    watcher: ReloadWatcher = app.extensions[RELOAD]
+    watcher.first_load(settings.model_source)
     before = client.get("/health/ready").get_json()["model_version"]
 
     shutil.rmtree(served)  # the other worker's reload, while this worker's disk is behind
