@@ -81,6 +81,10 @@ class EventPublisher:
         self._down_since: float | None = None
         self._dropped_in_outage = 0
 
+    def start(self) -> None:
+        """Start the publisher thread (it sends when events come; see ``EventSink``)."""
+        self._ensure_thread()
+
     def _ensure_thread(self) -> None:
         if self._thread is None:
             with self._cond:

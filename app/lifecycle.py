@@ -5,7 +5,8 @@
 worker exits (``worker_exit``); tests do the same through one fixture (``tests/support/serving``).
 
 Started here, in this order: logging, TensorFlow's threads, the first model load (retried in the
-background when it fails), the reload and alias followers, the drift gauges' poller. Stopped
+background when it fails), the reload and alias followers, the drift gauges' poller, the event
+sink's writer (which opens its store at once, so an outage shows before any request). Stopped
 here: the pollers, then the event sink, which writes what it holds or, when its store is down,
 counts what it could not write; a stop takes seconds, within Docker's and Kubernetes' grace.
 """
@@ -57,6 +58,7 @@ def start(app: Flask) -> None:
     watcher.start()
     drift: DriftStatus = app.extensions[DRIFT]
     drift.start(settings.drift_poll_s)
+    state.prediction_log.start()
 
 
 def stop(app: Flask, timeout: float = STOP_TIMEOUT_S) -> None:

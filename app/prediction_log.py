@@ -65,6 +65,10 @@ class EventSink(Protocol):
         """Record a true label; returns the predicted class (see :func:`add_label`)."""
         ...
 
+    def start(self) -> None:
+        """Start the writer: it opens the store now, so an outage shows before any request."""
+        ...
+
     def close(self, timeout: float = 5.0) -> None:
         """Deliver what is pending (waiting up to ``timeout``), count the rest, and stop."""
         ...
@@ -110,6 +114,10 @@ class PredictionLog:
         self.available = True  # False while the log cannot be opened (said once per change)
         self._said_drop = False  # "dropping" is said once per outage
         self.written = self.dropped = 0
+
+    def start(self) -> None:
+        """Start the writer thread, which opens the log (see :class:`EventSink`)."""
+        self._ensure_writer()
 
     def _ensure_writer(self) -> None:
         if self._thread is None:

@@ -35,10 +35,10 @@ def test_the_factory_starts_nothing_and_stop_ends_what_start_started(
     assert app.test_client().get("/health/ready").status_code == 503
 
     lifecycle.start(app)
-    client = app.test_client()
-    assert client.post("/predict", json={"image": ZEROS}).status_code == 200
     running = set(threading.enumerate()) - before
     assert {"model-reload", "drift-status", "prediction-log"} <= {t.name for t in running}
+    client = app.test_client()
+    assert client.post("/predict", json={"image": ZEROS}).status_code == 200
     ready = client.get("/health/ready").get_json()
     assert ready["event_store"] == "up"
 
