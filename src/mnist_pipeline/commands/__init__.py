@@ -231,6 +231,8 @@ def train_distributed(
     """The train stage on several TensorFlow workers (train.distribution: multi_worker)."""
     if (workers is None) == (not worker):
         fail("train-distributed", "give exactly one of --workers N and --worker")
+    # As a stage logs: each worker says when it joined and what it did, prefixed by the launcher.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     with one_line_errors("train-distributed"):
         from mnist_pipeline.ops import train_distributed as distributed
 
