@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, cast
 import redis
 
 from mnist_contracts.drift import DriftReport
-from mnist_contracts.events import DEFAULT_PREFIX, Keys
+from mnist_contracts.event_store import DEFAULT_PREFIX
+from mnist_contracts.event_store.redis_stream import Keys
 
 if TYPE_CHECKING:
     from app.metrics import ServiceMetrics

@@ -17,17 +17,15 @@ from flask_openapi3.openapi import OpenAPI
 from app import access
 from app.drift_status import DriftStatus
 from app.errors import error_response, register_error_handlers, validation_error
-from app.events import EventPublisher, StreamConfig
 from app.metrics import ServiceMetrics
 from app.model import ModelHolder, ServingModel, alias_target, load_model
-from app.prediction_log import EventSink, PredictionLog
 from app.reload import ReloadWatcher
 from app.routes_ops import bp as ops_bp
 from app.routes_predict import bp as predict_bp
 from app.settings import Settings
 from app.state import DRIFT, EXTENSION, RELOAD, ServiceState
 from app.web import bp as web_bp
-from mnist_contracts.events import random_hex
+from mnist_contracts.event_store import EventSink, random_hex
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +131,14 @@ def _event_sink(settings: Settings, metrics: ServiceMetrics) -> EventSink:
     """The Redis stream when ``EVENTS_URL`` is set, else the embedded SQLite log."""
     available = metrics.event_store_up.set
     if settings.events_url is None:
-        return PredictionLog(
+        from mnist_contracts.event_store.sqlite import SqliteSink
+
+        return SqliteSink(
             settings.prediction_log, settings.prediction_log_sync, settings.events_buffer,
             metrics.events_dropped.inc, available,
         )  # fmt: skip
+    from mnist_contracts.event_store.redis_stream import RedisSink, StreamConfig
+
     config = StreamConfig(
         settings.events_url,
         settings.events_prefix,
@@ -145,9 +147,7 @@ def _event_sink(settings: Settings, metrics: ServiceMetrics) -> EventSink:
         settings.events_buffer,
         settings.events_feedback_ttl_s,
     )
-    return EventPublisher(
-        config, metrics.events_published.inc, metrics.events_dropped.inc, available
-    )
+    return RedisSink(config, metrics.events_published.inc, metrics.events_dropped.inc, available)
 
 
 def create_app(settings: Settings | None = None) -> OpenAPI:

@@ -11,7 +11,6 @@ from flask_openapi3.models.tag import Tag
 from pydantic import BaseModel
 
 from app.errors import error_response, unknown_model
-from app.prediction_log import EventStoreError
 from app.schemas import (
     ErrorResponse,
     FeedbackRequest,
@@ -27,9 +26,9 @@ from app.schemas import (
     to_uint8,
 )
 from app.state import state
+from mnist_contracts.event_store import EventStoreError, LabelExistsError, UnknownEventError
 from mnist_contracts.image_input import ImageInputError, image_to_mnist
 from mnist_contracts.model import IMAGE_SHAPE
-from mnist_contracts.prediction_log import LabelExistsError, UnknownEventError
 
 predict_tag = Tag(name="predict", description="Classify digits")
 compat_tag = Tag(name="compatibility", description="TF Serving and Open Inference Protocol V2")

@@ -8,7 +8,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mnist_contracts import paths
-from mnist_contracts.events import DEFAULT_FEEDBACK_TTL_S, DEFAULT_MAXLEN, DEFAULT_PREFIX
+from mnist_contracts.event_store import DEFAULT_FEEDBACK_TTL_S, DEFAULT_MAXLEN, DEFAULT_PREFIX
 from mnist_contracts.lite import SAVEDMODEL, Variant
 from mnist_contracts.settings import load_env
 

@@ -10,8 +10,8 @@ from flask import current_app
 
 from app.metrics import ServiceMetrics
 from app.model import ModelHolder, ServingModel
-from app.prediction_log import EventSink
 from app.settings import Settings
+from mnist_contracts.event_store import EventSink
 
 # The keys of app.extensions: the worker's service state, its reload follower, its drift status.
 EXTENSION = "mnist_service"

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import requests
 
-from mnist_contracts.events import DEFAULT_MAXLEN
+from mnist_contracts.event_store import DEFAULT_MAXLEN
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -130,8 +130,8 @@ AREAS = (
     ("model runtime", ("ai_edge_litert", "tensorflow", "/keras/", "TFE_Py")),
     ("JSON decode and encode", ("/json/", "flask/json", "_json.")),
     ("validation (pydantic, flask-openapi3)", ("pydantic", "flask_openapi3")),
-    ("prediction log and event ids", ("app/prediction_log.py", "sqlite3", "queue.py",
-                                      "threading.py", "events.py", "urandom")),
+    ("prediction log and event ids", ("event_store/", "sqlite3", "threading.py",
+                                      "urandom", "tenacity")),
     ("metrics (prometheus)", ("prometheus", "app/metrics.py", "mmap")),
     ("logging", ("/logging/", "app/logs.py")),
     ("numpy", ("numpy",)),

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from mnist_contracts.model import load_serve, read_identity
+from mnist_contracts.model import NotAModelError, load_serve, read_identity
 
 SAVED_MODEL_ARTIFACT = "saved_model"
 
@@ -65,3 +65,26 @@ def load_model_function(source: str) -> ModelFunction:
             return ModelFunction(load_serve(directory), read_identity(directory).digest)
     directory = Path(source)
     return ModelFunction(load_serve(directory), read_identity(directory).digest)
+
+
+class CandidateError(Exception):
+    """The candidate model does not load; the message names it and says why."""
+
+
+def load_candidate(source: str) -> ModelFunction:
+    """Load the model in shadow: the shadow consumer and the shadow report both call this.
+
+    Args:
+        source: A ``models:/`` URI (usually ``models:/NAME@candidate``) or an exported directory.
+
+    Raises:
+        CandidateError: If it cannot be loaded, with MLflow's or the loader's reason.
+    """
+    try:
+        return load_model_function(source)
+    except NotAModelError as err:
+        raise CandidateError(str(err)) from None
+    except Exception as err:  # noqa: BLE001 - MLflow's errors share no base; name the model
+        raise CandidateError(
+            f"cannot load candidate {source}: {type(err).__name__}: {err}"
+        ) from None

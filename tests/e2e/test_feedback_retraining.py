@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_contracts.events import new_event_id
-from mnist_contracts.prediction_log import INSERT, add_label, connect
+from mnist_contracts.event_store import new_event_id
+from mnist_contracts.event_store.sqlite import INSERT, add_label, connect
 from tests.support import mnist
 from tests.support.data import make_digits
 from tests.support.project_repo import run

@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from app.settings import Settings
-from app.shadow import consume
+from app.shadow_consumer import consume
 from mnist_pipeline.ops import collect
-from mnist_pipeline.shadow import Candidate, from_stream, load_candidate, replay
+from mnist_pipeline.shadow_verdict import Candidate, from_stream, load_candidate, replay
 from tests.support import run_mnist
 from tests.support.data import make_digits
 from tests.support.project_repo import git

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from mnist_contracts.events import RedisEvents
+from mnist_contracts.event_store.redis_stream import RedisEvents
 from mnist_pipeline.ops.monitor import live_quality
 from mnist_pipeline.params import MonitorParams
 from tests.service.test_gunicorn import metric_sum
@@ -132,7 +132,7 @@ def test_a_broker_outage_fails_no_request_counts_drops_and_resumes(
         _, dropped = counters(server.url)
         # Two workers hold at most 20 events each; the rest were dropped and counted.
         assert len(during) - 2 * 20 <= dropped < len(during)
-        assert "event buffer full" in server.log_file.read_text()
+        assert "event stream buffer full" in server.log_file.read_text()
 
         redis_broker.start()  # an empty Redis: the old stream went with the old process
         client = redis_broker.client()
@@ -141,7 +141,7 @@ def test_a_broker_outage_fails_no_request_counts_drops_and_resumes(
         held = counters(server.url)[0] - len(before)
         assert held > 0
         assert client.xlen("mnist:predictions") == held
-        assert "publishing resumed" in server.log_file.read_text()
+        assert "event stream available again" in server.log_file.read_text()
 
         after, failures = run_load([server.url], per_thread=5)
         assert failures == []

@@ -14,7 +14,9 @@ from flask.testing import FlaskClient
 
 from app import create_app, lifecycle
 from app.settings import Settings
-from mnist_contracts.events import RedisEvents, SqliteEvents, carries_image
+from mnist_contracts.event_store import carries_image
+from mnist_contracts.event_store.redis_stream import RedisEvents
+from mnist_contracts.event_store.sqlite import SqliteEvents
 from tests.support.redis_server import RedisServer
 from tests.support.serving import started
 

@@ -189,7 +189,7 @@ def test_the_service_image_copies_what_mnist_shadow_imports() -> None:
     needed = {str(p.relative_to(PROJECT_ROOT)) for p in import_closure("mnist_pipeline.cli")}
     needed |= {str(p.relative_to(PROJECT_ROOT))
                for p in (PROJECT_ROOT / "src/mnist_pipeline/commands").glob("*.py")}  # fmt: skip
-    needed.add("app/shadow.py")
+    needed.add("app/shadow_consumer.py")
     assert needed <= copied, sorted(needed - copied)
     for lock in ("requirements-serve.lock", "requirements-slim.lock"):
         assert "\ntyper==" in (PROJECT_ROOT / lock).read_text().lower(), lock

@@ -8,16 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_contracts.events import SqliteEvents, carries_image, new_event_id, open_events
-from mnist_contracts.prediction_log import (
+from mnist_contracts.event_store import carries_image, new_event_id, open_events
+from mnist_contracts.event_store.sqlite import (
     LabelExistsError,
     LogError,
+    SqliteEvents,
     UnknownEventError,
     add_label,
     connect,
     read_window,
 )
-from mnist_pipeline.shadow import compare
+from mnist_pipeline.shadow_verdict import compare
 
 OLD_SCHEMA = """
 CREATE TABLE predictions (

@@ -136,11 +136,11 @@ def shadow(
     once: Annotated[bool, typer.Option(help="stop when the stream is drained")] = False,
 ) -> None:
     """Run the candidate model on live inputs beside production, unseen by users."""
-    if (Path.cwd() / "app" / "shadow.py").is_file() and str(Path.cwd()) not in sys.path:
+    if (Path.cwd() / "app" / "shadow_consumer.py").is_file() and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))  # the repository's service code (the image has it)
     try:
         from app import logs
-        from app.shadow import ShadowError, run_consumer
+        from app.shadow_consumer import ShadowError, run_consumer
     except ModuleNotFoundError:
         fail("shadow", "the service's code (app/) is not importable: run it from the repository "
              "root or in the service image")  # fmt: skip

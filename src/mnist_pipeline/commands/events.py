@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mnist_contracts import paths
-from mnist_contracts.events import DEFAULT_PREFIX
+from mnist_contracts.event_store import DEFAULT_PREFIX
 
 EventsOption = Annotated[
     str,

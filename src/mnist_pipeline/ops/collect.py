@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_contracts.events import open_events
-from mnist_contracts.prediction_log import LogError
+from mnist_contracts.event_store import LogError, open_events
 from mnist_pipeline.dataset import Feedback, load_feedback, save_feedback
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.ops.tools import tool

@@ -36,9 +36,9 @@ from mnist_contracts.drift import (
     DriftReport,
     LiveQuality,
 )
-from mnist_contracts.events import DEFAULT_PREFIX, EventSource, RedisEvents, open_events
+from mnist_contracts.event_store import DEFAULT_PREFIX, EventSource, LogError, Window, open_events
+from mnist_contracts.event_store.redis_stream import RedisEvents
 from mnist_contracts.paths import REFERENCE_DIR
-from mnist_contracts.prediction_log import LogError, Window
 from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.drift_features import FEATURES, OUTPUTS, drift_frame
 from mnist_pipeline.errors import PipelineError

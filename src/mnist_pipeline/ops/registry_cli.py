@@ -15,12 +15,13 @@ from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 
+from mnist_contracts.event_store import is_stream_url
 from mnist_contracts.tags import DIGEST_TAG
 from mnist_pipeline import tracking
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import PARAMS_FILE, RegisterParams, load_params
 from mnist_pipeline.registry import CANDIDATE, PRODUCTION, Registry
-from mnist_pipeline.shadow import ShadowResult, from_stream, load_candidate, replay
+from mnist_pipeline.shadow_verdict import ShadowResult, from_stream, load_candidate, replay
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def shadow_result(registry: Registry, version: str, events: Events) -> ShadowRes
         The evidence.
     """
     info = registry.get(version)
-    if events.source.startswith(("redis://", "rediss://", "unix://")):
+    if is_stream_url(events.source):
         digest = info.tags.get(DIGEST_TAG)
         return from_stream(events.source, events.prefix, digest, events.last)
     candidate = load_candidate(f"models:/{registry.name}/{version}")

@@ -1,4 +1,4 @@
-"""The shadow consumer: run the candidate model on live inputs, beside production, unseen.
+"""The shadow consumer: the candidate model answers live inputs beside production, unseen.
 
 ``mnist shadow --events redis://HOST:6379/0`` (``make shadow``; the service image runs it as
 ``python -m mnist_pipeline.commands shadow``).
@@ -26,10 +26,11 @@ from typing import Any, cast
 import numpy as np
 import redis
 
-from mnist_contracts.events import DEFAULT_MAXLEN, Keys
+from mnist_contracts.event_store import DEFAULT_MAXLEN, is_stream_url
+from mnist_contracts.event_store.redis_stream import Keys, ensure_group
 from mnist_contracts.model import IMAGE_BYTES, IMAGE_SHAPE
+from mnist_contracts.registered import CandidateError, load_candidate
 from mnist_contracts.registered import ModelFunction as Candidate
-from mnist_contracts.registered import load_model_function
 
 
 class ShadowError(Exception):
@@ -45,14 +46,6 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 def group(candidate: Candidate) -> str:
     """The consumer group of a candidate: replicas share it, a new candidate starts afresh."""
     return f"{GROUP_PREFIX}:{candidate.version}"
-
-
-def _ensure_group(client: redis.Redis, stream: str, name: str) -> None:
-    try:  # from the stream's start: the events already held are evaluated too
-        client.xgroup_create(stream, name, id="0", mkstream=True)
-    except redis.ResponseError as err:
-        if "BUSYGROUP" not in str(err):
-            raise
 
 
 def answer(client: redis.Redis, keys: Keys, candidate: Candidate, entries: list[Entry],
@@ -90,7 +83,7 @@ def consume(
     client = redis.Redis.from_url(url, socket_timeout=30)
     keys = Keys(prefix)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
-    _ensure_group(client, keys.predictions, group(candidate))
+    ensure_group(client, keys.predictions, group(candidate))
     answered = 0
     start = "0"  # first what this consumer claimed before (none for a new one), then new ones
     while True:
@@ -132,15 +125,15 @@ def run_consumer(events: str | None, prefix: str, candidate_uri: str, once: bool
     Raises:
         ShadowError: On a missing stream or a candidate that does not load.
     """
-    if not events or not events.startswith(("redis://", "rediss://", "unix://")):
+    if not events or not is_stream_url(events):
         raise ShadowError(
             "the shadow consumer reads the event stream: pass --events redis://HOST:PORT/DB or "
             "set EVENTS_URL (without a stream, `mnist registry shadow-report` replays the log)"
         )
     try:
-        candidate = load_model_function(candidate_uri)
-    except Exception as err:  # noqa: BLE001 - MLflow's errors share no base; name the model
-        raise ShadowError(f"cannot load candidate {candidate_uri}: {err}") from None
+        candidate = load_candidate(candidate_uri)
+    except CandidateError as err:
+        raise ShadowError(str(err)) from None
     log.info("shadow evaluation", extra={"fields": {"candidate": candidate_uri,
                                                     "version": candidate.version}})  # fmt: skip
     try:

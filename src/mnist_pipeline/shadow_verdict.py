@@ -1,4 +1,4 @@
-"""Shadow evaluation: a candidate model answers the same live inputs as production, unseen.
+"""The shadow verdict: may the candidate replace production, on the evidence of live inputs?
 
 The pairs (production class, candidate class) come from the shadow consumer
 (``mnist shadow``), which runs the candidate on the stream's inputs in its own process,
@@ -17,29 +17,26 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mnist_contracts.events import Keys, RedisEvents, SqliteEvents
-from mnist_contracts.model import NotAModelError
-from mnist_contracts.prediction_log import LogError
-from mnist_contracts.registered import ModelFunction, load_model_function
+from mnist_contracts.event_store import LogError
+from mnist_contracts.event_store.redis_stream import Keys, RedisEvents
+from mnist_contracts.event_store.sqlite import SqliteEvents
+from mnist_contracts.registered import CandidateError, ModelFunction
+from mnist_contracts.registered import load_candidate as load_registered_candidate
 from mnist_pipeline.errors import PipelineError
 
 Candidate = ModelFunction  # the model in shadow: its serve function and identity digest
 
 
 def load_candidate(source: str) -> Candidate:
-    """Load a candidate from a ``models:/`` URI or an exported directory.
+    """Load a candidate (see :func:`mnist_contracts.registered.load_candidate`).
 
     Raises:
         PipelineError: If it cannot be loaded.
     """
     try:
-        return load_model_function(source)
-    except NotAModelError as err:
+        return load_registered_candidate(source)
+    except CandidateError as err:
         raise PipelineError(str(err)) from None
-    except Exception as err:  # noqa: BLE001 - MLflow's errors share no base; name the model
-        raise PipelineError(
-            f"cannot load candidate {source}: {type(err).__name__}: {err}"
-        ) from None
 
 
 @dataclass(frozen=True)
