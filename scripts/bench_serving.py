@@ -37,6 +37,7 @@ import numpy as np
 import requests
 
 from mnist_contracts.event_store import DEFAULT_MAXLEN
+from mnist_pipeline.markdown import table
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -306,15 +307,12 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['machine']['cores']} cores, {report['workers']} workers each, "
         f"{report['seconds']} s per run, wrk on the same machine. Model: `{report['model']}`.",
         "",
-        "| scenario | server | req/s | images/s | p50 ms | p95 ms | p99 ms | errors |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in report["runs"]:
-        lines.append(
-            f"| {row['scenario']} | {row['server']} | {row['requests_per_s']} | "
-            f"{row['images_per_s']} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} | "
-            f"{row['p99_ms']:.2f} | {row['errors']} |"
-        )
+        table(("scenario", "server", "req/s", "images/s", "p50 ms", "p95 ms", "p99 ms", "errors"), [
+            (row["scenario"], row["server"], row["requests_per_s"], row["images_per_s"],
+             f"{row['p50_ms']:.2f}", f"{row['p95_ms']:.2f}", f"{row['p99_ms']:.2f}", row["errors"])
+            for row in report["runs"]
+        ]),
+    ]  # fmt: skip
     lines += [
         "",
         f"Events run: {report['events_streamed']} events in the Redis stream for "
@@ -330,19 +328,17 @@ def markdown(report: dict[str, Any]) -> str:
         "`/health/live` and beside the same variant called in-process (one thread, "
         "`app.model.load_runtime`).",
         "",
-        "| variant | /health/live req/s | 1 image c=8: req/s | p50 / p99 ms | of /health/live "
-        "| in-process 1 image/s | batch 256: images/s | p50 / p99 ms | in-process images/s "
-        "| of in-process |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for v in report["variants"]:
-        lines.append(
-            f"| {v['variant']} | {v['health_live_rps']:.0f} | {v['single_rps']:.0f} | "
-            f"{v['single_p50_ms']:.2f} / {v['single_p99_ms']:.2f} | {v['single_of_floor']:.2f}x | "
-            f"{v['in_process_single']:.0f} | {v['batch_images_per_s']:.0f} | "
-            f"{v['batch_p50_ms']:.1f} / {v['batch_p99_ms']:.1f} | {v['in_process_batch']:.0f} | "
-            f"{v['batch_of_in_process']:.2f}x |"
-        )
+        table(("variant", "/health/live req/s", "1 image c=8: req/s", "p50 / p99 ms",
+               "of /health/live", "in-process 1 image/s", "batch 256: images/s", "p50 / p99 ms",
+               "in-process images/s", "of in-process"), [
+            (v["variant"], f"{v['health_live_rps']:.0f}", f"{v['single_rps']:.0f}",
+             f"{v['single_p50_ms']:.2f} / {v['single_p99_ms']:.2f}", f"{v['single_of_floor']:.2f}x",
+             f"{v['in_process_single']:.0f}", f"{v['batch_images_per_s']:.0f}",
+             f"{v['batch_p50_ms']:.1f} / {v['batch_p99_ms']:.1f}", f"{v['in_process_batch']:.0f}",
+             f"{v['batch_of_in_process']:.2f}x")
+            for v in report["variants"]
+        ]),
+    ]  # fmt: skip
     lines += [
         "",
         "## Where a request's time goes",
@@ -350,22 +346,19 @@ def markdown(report: dict[str, Any]) -> str:
         "cProfile over the Flask app (the WSGI call Gunicorn makes, no HTTP parsing), "
         "single-image `/predict`, self time per request grouped by where the code lives. The "
         "prediction log's writer thread is not in it (it runs beside the request threads).",
-        "",
-        "| area | " + " | ".join(p["variant"] for p in report["profiles"]) + " |",
-        "|---|" + "---|" * len(report["profiles"]),
     ]
-    areas = list(report["profiles"][0]["areas_us"])
-    for area in areas:
-        cells = " | ".join(f"{p['areas_us'].get(area, 0):.0f} us" for p in report["profiles"])
-        lines.append(f"| {area} | {cells} |")
-    for key, label in (("predict_us", "`/predict`"), ("health_live_us", "`/health/live`")):
-        cells = " | ".join(f"{p[key]:.0f} us" for p in report["profiles"])
-        lines.append(f"| wall time per {label} request (with the profiler) | {cells} |")
+    profiles = report["profiles"]
+    rows = [(area, *(f"{p['areas_us'].get(area, 0):.0f} us" for p in profiles))
+            for area in profiles[0]["areas_us"]]  # fmt: skip
+    walls = (("predict_us", "`/predict`"), ("health_live_us", "`/health/live`"))
+    rows += [(f"wall time per {label} request (with the profiler)",
+              *(f"{p[key]:.0f} us" for p in profiles)) for key, label in walls]  # fmt: skip
+    lines += ["", table(("area", *(p["variant"] for p in profiles)), rows)]
     lines += ["", f"Costliest functions ({report['profiles'][-1]['variant']}):", ""]
     lines += [f"- {f['us']} us: `{f['function']}` ({f['area']})"
               for f in report["profiles"][-1]["top_functions"]]  # fmt: skip
-    lines += ["", "| target | measured | met |", "|---|---|---|"]
-    lines += [f"| {t['target']} | {t['measured']} | {t['met']} |" for t in report["targets"]]
+    targets = [(t["target"], t["measured"], t["met"]) for t in report["targets"]]
+    lines += ["", table(("target", "measured", "met"), targets)]
     return "\n".join(lines) + "\n"
 
 

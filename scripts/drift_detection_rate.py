@@ -20,6 +20,7 @@ from scipy import ndimage
 from mnist_pipeline import saved_model
 from mnist_pipeline.dataset import load_split
 from mnist_pipeline.drift_features import drift_frame
+from mnist_pipeline.markdown import table
 from mnist_pipeline.ops.monitor import load_reference, run_report, summarise
 from mnist_pipeline.params import load_params
 
@@ -77,17 +78,13 @@ def main() -> None:
         print(f"{kind:28s} {detected}/{SEEDS} drift  {top}", flush=True)
     report = {"samples_per_kind": SEEDS, "window": params.window, "results": results}
     (ROOT / "reports/drift_detection.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [
-        f"| traffic ({params.window} images, {SEEDS} seeded samples) | said drift | columns named "
-        "most |",
-        "|---|---|---|",
-        *[
-            f"| {k} | {v['detection_rate']:.0%} | {', '.join(v['most_named'])} |"
-            for k, v in results.items()
-        ],
-    ]
-    (ROOT / "reports/drift_detection.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = table(
+        (f"traffic ({params.window} images, {SEEDS} seeded samples)", "said drift",
+         "columns named most"),
+        [(k, f"{v['detection_rate']:.0%}", ", ".join(v["most_named"])) for k, v in results.items()],
+    )  # fmt: skip
+    (ROOT / "reports/drift_detection.md").write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mnist_pipeline.markdown import table
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 # Every document with generated blocks; each table appears in exactly one of them.
@@ -52,26 +54,29 @@ def _source(report: dict[str, Any], name: str) -> str:
     return "From " + ", ".join(parts) + "."
 
 
+RUN_HEADERS = ("run", "command", "test accuracy", "train time")
+
+
 def results(reports: Path) -> str:
     """The default params and the MLP baseline."""
     report = _load(reports, "experiments.json")
     runs = {r["name"]: r for r in report["runs"]}
-    lines = ["| run | command | test accuracy | train time |", "|---|---|---|---|"]
-    for name, label in (("default", "default (`params.yaml`)"), ("run1b-mlp", "MLP baseline")):
-        r = runs[name]
-        lines.append(f"| {label} | {_command(r)} | {_pct(r['test_accuracy'])} | "
-                     f"{_seconds(r['train_seconds'])} |")  # fmt: skip
-    return "\n".join([*lines, "", _source(report, "experiments.json")])
+    rows = [
+        (label, _command(runs[name]), _pct(runs[name]["test_accuracy"]),
+         _seconds(runs[name]["train_seconds"]))
+        for name, label in (("default", "default (`params.yaml`)"), ("run1b-mlp", "MLP baseline"))
+    ]  # fmt: skip
+    return "\n".join([table(RUN_HEADERS, rows), "", _source(report, "experiments.json")])
 
 
 def progression(reports: Path) -> str:
     """Every run of the seed's progression."""
     report = _load(reports, "experiments.json")
-    lines = ["| run | command | test accuracy | train time |", "|---|---|---|---|"]
-    for r in sorted(report["runs"], key=lambda r: r["description"]):
-        lines.append(f"| {r['description']} | {_command(r)} | {_pct(r['test_accuracy'])} | "
-                     f"{_seconds(r['train_seconds'])} |")  # fmt: skip
-    return "\n".join([*lines, "", _source(report, "experiments.json")])
+    rows = [
+        (r["description"], _command(r), _pct(r["test_accuracy"]), _seconds(r["train_seconds"]))
+        for r in sorted(report["runs"], key=lambda r: r["description"])
+    ]
+    return "\n".join([table(RUN_HEADERS, rows), "", _source(report, "experiments.json")])
 
 
 def serving(reports: Path) -> str:
@@ -79,10 +84,6 @@ def serving(reports: Path) -> str:
     report = _load(reports, "bench_serving.json")
     runs = {(r["server"], r["scenario"]): r for r in report["runs"]}
     scenarios = [s for server, s in runs if server == "ours"]
-    lines = [
-        "| scenario | this service | the same, events to Redis | `mlflow models serve` |",
-        "|---|---|---|---|",
-    ]
 
     def cell(r: dict[str, Any] | None) -> str:
         if r is None:
@@ -90,10 +91,12 @@ def serving(reports: Path) -> str:
         rate = f"{r['requests_per_s']:,.0f} req/s ({r['images_per_s']:,.0f} images/s)"
         return f"{rate}, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, {r['errors']} errors"
 
-    for scenario in scenarios:
-        lines.append(f"| {scenario} | {cell(runs.get(('ours', scenario)))} | "
-                     f"{cell(runs.get(('ours+redis', scenario)))} | "
-                     f"{cell(runs.get(('mlflow', scenario)))} |")  # fmt: skip
+    headers = ("scenario", "this service", "the same, events to Redis", "`mlflow models serve`")
+    SERVERS = ("ours", "ours+redis", "mlflow")  # noqa: N806 - the columns, in order
+    lines = [table(headers, [
+        (scenario, *(cell(runs.get((server, scenario))) for server in SERVERS))
+        for scenario in scenarios
+    ])]  # fmt: skip
     live = report["health_live"]
     lines += ["", f"`/health/live` of the same service: {live['requests_per_s']:,.0f} req/s; the "
               f"SavedModel in-process, batches of 256: "
@@ -106,31 +109,33 @@ def serving(reports: Path) -> str:
 def variants(reports: Path) -> str:
     """The model's variants served side by side: ratios with their absolute figures."""
     report = _load(reports, "bench_serving.json")
-    lines = [
-        "| variant | 1 image, c=8 | of its `/health/live` | batch 256, c=4 | of in-process |",
-        "|---|---|---|---|---|",
-    ]
-    for v in report["variants"]:
-        lines.append(
-            f"| `{v['variant']}` | {v['single_rps']:,.0f} req/s, p50 {v['single_p50_ms']:.1f} ms, "
-            f"p99 {v['single_p99_ms']:.1f} ms | **{v['single_of_floor']:.2f}x** of "
-            f"{v['health_live_rps']:,.0f} req/s | {v['batch_images_per_s']:,.0f} images/s, p50 "
-            f"{v['batch_p50_ms']:.0f} ms, p99 {v['batch_p99_ms']:.0f} ms | "
-            f"**{v['batch_of_in_process']:.2f}x** of {v['in_process_batch']:,.0f} images/s |"
-        )
+    headers = ("variant", "1 image, c=8", "of its `/health/live`", "batch 256, c=4",
+               "of in-process")  # fmt: skip
+    rows = [
+        (f"`{v['variant']}`",
+         f"{v['single_rps']:,.0f} req/s, p50 {v['single_p50_ms']:.1f} ms, "
+         f"p99 {v['single_p99_ms']:.1f} ms",
+         f"**{v['single_of_floor']:.2f}x** of {v['health_live_rps']:,.0f} req/s",
+         f"{v['batch_images_per_s']:,.0f} images/s, p50 {v['batch_p50_ms']:.0f} ms, "
+         f"p99 {v['batch_p99_ms']:.0f} ms",
+         f"**{v['batch_of_in_process']:.2f}x** of {v['in_process_batch']:,.0f} images/s")
+        for v in report["variants"]
+    ]  # fmt: skip
     profiles = report["profiles"]
-    lines += [
+    areas = [
+        (area, *(f"{p['areas_us'].get(area, 0):,.0f}" for p in profiles))
+        for area in profiles[0]["areas_us"]
+    ]
+    lines = [
+        table(headers, rows),
         "",
         "Where one single-image request's time goes in the app (cProfile, self time, "
         "microseconds per request; the HTTP server's share is what `/health/live` measures):",
         "",
-        "| area | " + " | ".join(f"`{p['variant']}`" for p in profiles) + " |",
-        "|---|" + "---|" * len(profiles),
+        table(("area", *(f"`{p['variant']}`" for p in profiles)), areas),
+        "",
+        _source(report, "bench_serving.json"),
     ]
-    for area in profiles[0]["areas_us"]:
-        cells = " | ".join(f"{p['areas_us'].get(area, 0):,.0f}" for p in profiles)
-        lines.append(f"| {area} | {cells} |")
-    lines += ["", _source(report, "bench_serving.json")]
     return "\n".join(lines)
 
 
@@ -140,29 +145,27 @@ def pipeline(reports: Path) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in r["versions"].items())
     clean = "yes" if r["git_status_clean_after_repro"] else "no"
     rows = [
-        "| measured | figure |",
-        "|---|---|",
-        f"| cold `dvc repro` of the whole graph (fetch included), one process | "
-        f"{r['cold_repro_seconds']:,.1f} s, peak RSS {r['cold_repro_peak_rss_mib']:,} MiB |",
-        f"| of which training (`{r['params']['arch']}`, {r['params']['epochs']} epochs) | "
-        f"{_seconds(r['train_seconds'])}, {r['train_images_per_second']:,.0f} images/s |",
-        f"| no-op `dvc repro` (only `register`, always changed, runs) | "
-        f"{r['noop_repro_seconds']:.1f} s |",
-        f"| test accuracy | {_pct(r['test_accuracy'])} |",
-        f"| `git status` clean after the repro | {clean} |",
+        ("cold `dvc repro` of the whole graph (fetch included), one process",
+         f"{r['cold_repro_seconds']:,.1f} s, peak RSS {r['cold_repro_peak_rss_mib']:,} MiB"),
+        (f"of which training (`{r['params']['arch']}`, {r['params']['epochs']} epochs)",
+         f"{_seconds(r['train_seconds'])}, {r['train_images_per_second']:,.0f} images/s"),
+        ("no-op `dvc repro` (only `register`, always changed, runs)",
+         f"{r['noop_repro_seconds']:.1f} s"),
+        ("test accuracy", _pct(r["test_accuracy"])),
+        ("`git status` clean after the repro", clean),
     ]  # fmt: skip
-    return "\n".join([*rows, "", f"{versions}. " + _source(r, "bench_pipeline.json")])
+    return "\n".join([table(("measured", "figure"), rows), "",
+                      f"{versions}. " + _source(r, "bench_pipeline.json")])  # fmt: skip
 
 
 def drift(reports: Path) -> str:
     """How often the monitor says drift, per kind of traffic."""
     r = _load(reports, "drift_detection.json")
-    lines = [f"| traffic ({r['window']} images, {r['samples_per_kind']} seeded samples) | "
-             "said drift | columns named most |", "|---|---|---|"]  # fmt: skip
-    for kind, result in r["results"].items():
-        lines.append(f"| {kind} | {100 * result['detection_rate']:.0f}% | "
-                     f"{', '.join(result['most_named'])} |")  # fmt: skip
-    return "\n".join([*lines, "", "From `reports/drift_detection.json`."])
+    headers = (f"traffic ({r['window']} images, {r['samples_per_kind']} seeded samples)",
+               "said drift", "columns named most")  # fmt: skip
+    rows = [(kind, f"{100 * result['detection_rate']:.0f}%", ", ".join(result["most_named"]))
+            for kind, result in r["results"].items()]  # fmt: skip
+    return "\n".join([table(headers, rows), "", "From `reports/drift_detection.json`."])
 
 
 def compression(reports: Path) -> str:
@@ -170,19 +173,17 @@ def compression(reports: Path) -> str:
     sizes = _load(reports, "compression.json")["size_bytes"]
     metrics = _load(reports, "metrics.json")
     base = sizes["savedmodel"]
-    lines = [
-        "| variant | size | test accuracy | same class as the SavedModel |",
-        "|---|---|---|---|",
-        f"| `savedmodel` | {base / 1e6:.2f} MB | {_pct(metrics['test']['accuracy'])} | - |",
-    ]
-    for variant in ("tflite-float", "tflite-int8"):
-        own = metrics[variant]
-        lines.append(
-            f"| `{variant}` | {sizes[variant] / 1e6:.2f} MB ({base / sizes[variant]:.1f}x "
-            f"smaller) | {_pct(own['accuracy'])} ({100 * own['accuracy_delta']:+.2f} points) | "
-            f"{_pct(own['agreement'])} |"
-        )
-    return "\n".join([*lines, "", "From `reports/compression.json` and `reports/metrics.json`."])
+    rows = [("`savedmodel`", f"{base / 1e6:.2f} MB", _pct(metrics["test"]["accuracy"]), "-")]
+    rows += [
+        (f"`{variant}`",
+         f"{sizes[variant] / 1e6:.2f} MB ({base / sizes[variant]:.1f}x smaller)",
+         f"{_pct(own['accuracy'])} ({100 * own['accuracy_delta']:+.2f} points)",
+         _pct(own["agreement"]))
+        for variant, own in ((v, metrics[v]) for v in ("tflite-float", "tflite-int8"))
+    ]  # fmt: skip
+    headers = ("variant", "size", "test accuracy", "same class as the SavedModel")
+    return "\n".join([table(headers, rows), "",
+                      "From `reports/compression.json` and `reports/metrics.json`."])  # fmt: skip
 
 
 def remote(reports: Path) -> str:
@@ -195,11 +196,11 @@ def remote(reports: Path) -> str:
 
     pull, repro, push = report["pull"], report["repro"], report["push"]
     return "\n".join([
-        "| fresh clone to a first prediction | steps | total |",
-        "|---|---|---|",
-        f"| through the remote | {steps(pull)} | **{_seconds(pull['total_s'])}** |",
-        f"| reproducing (fetch + full training) | {steps(repro)} | "
-        f"**{_seconds(repro['total_s'])}** |",
+        table(("fresh clone to a first prediction", "steps", "total"), [
+            ("through the remote", steps(pull), f"**{_seconds(pull['total_s'])}**"),
+            ("reproducing (fetch + full training)", steps(repro),
+             f"**{_seconds(repro['total_s'])}**"),
+        ]),
         "",
         f"`make push` to an empty bucket: {push['objects']} objects, "
         f"{push['bytes'] / mib:.0f} MiB in {push['seconds']:.1f} s; `make pull` brought "
@@ -212,25 +213,21 @@ def image(reports: Path) -> str:
     """The service images' size, where it goes, their start and their workers' memory."""
     report = _load(reports, "bench_image.json")
 
-    def row(name: str, figures: dict[str, Any]) -> str:
+    def row(name: str, figures: dict[str, Any]) -> tuple[str, ...]:
         rss = figures["rss_mb"]
         workers = " and ".join(f"{w:.0f}" for w in rss["workers"])
-        return (
-            f"| {name} | {figures['image_mb'] / 1000:.2f} GB | {figures['ready_s']:.1f} s "
-            f"(model baked in) | master {rss['master']:.0f} MB, workers {workers} MB |"
-        )
+        return (name, f"{figures['image_mb'] / 1000:.2f} GB",
+                f"{figures['ready_s']:.1f} s (model baked in)",
+                f"master {rss['master']:.0f} MB, workers {workers} MB")  # fmt: skip
 
     top = ", ".join(f"{p['package']} {p['mb']:.0f} MB" for p in report["largest_packages"][:5])
     biggest = report["layers"][0]
-    lines = [
-        "| image | size | ready after `docker run` | resident memory |",
-        "|---|---|---|---|",
-        row(f"`mnist-api` on `{report['base_image']}`", report),
-    ]
+    rows = [row(f"`mnist-api` on `{report['base_image']}`", report)]
     slim = report.get("slim")
     if slim:
-        lines.append(row("`mnist-api:slim` (`--target slim`: TFLite int8, LiteRT)", slim))
-    lines += [
+        rows.append(row("`mnist-api:slim` (`--target slim`: TFLite int8, LiteRT)", slim))
+    lines = [
+        table(("image", "size", "ready after `docker run`", "resident memory"), rows),
         "",
         f"The largest layer ({biggest['mb']:.0f} MB) is the virtual environment; its largest "
         f"packages: {top}.",
@@ -248,15 +245,14 @@ def durability(reports: Path) -> str:
     """Answered predictions missing from the log after SIGKILLs, per log mode."""
     report = _load(reports, "bench_durability.json")
     rows = [
-        f"| {'`PREDICTION_LOG_SYNC=true`' if m['prediction_log_sync'] else 'default (background)'} "
-        f"| {m['workers_killed']} | {m['answered']} | **{m['answered_not_logged']}** "
-        f"| {m['req_per_s']:.0f} |"
+        ("`PREDICTION_LOG_SYNC=true`" if m["prediction_log_sync"] else "default (background)",
+         m["workers_killed"], m["answered"], f"**{m['answered_not_logged']}**",
+         f"{m['req_per_s']:.0f}")
         for m in report["modes"]
-    ]
+    ]  # fmt: skip
+    headers = ("log writer", "workers killed", "answered", "answered, not logged", "req/s")
     return "\n".join([
-        "| log writer | workers killed | answered | answered, not logged | req/s |",
-        "|---|---|---|---|---|",
-        *rows,
+        table(headers, rows),
         "",
         _source(report, "bench_durability.json"),
     ])  # fmt: skip
@@ -299,20 +295,21 @@ def tests(reports: Path) -> str:
     # The warm run may have measured a later commit (the same clone, pulled): say which.
     warm = report.get("warm_commit")
     warm_note = f" (commit {warm[:10]}, the same clone pulled to it)" if warm else ""
-    lines = [
-        "| what | wall time |",
-        "|---|---|",
-        f"| `CI=true bash .ci/run`, cold (fresh clone, no venv, caches or images) | "
-        f"{minutes('ci_seconds')} |",
-        f"| the same again, warm{warm_note} | {minutes('ci_seconds_warm')} |",
-        f"| `make test-fast` | {minutes('test_fast_seconds')} |",
-    ]
+    rows = [
+        ("`CI=true bash .ci/run`, cold (fresh clone, no venv, caches or images)",
+         minutes("ci_seconds")),
+        (f"the same again, warm{warm_note}", minutes("ci_seconds_warm")),
+        ("`make test-fast`", minutes("test_fast_seconds")),
+    ]  # fmt: skip
     install = report.get("install_seconds")
     if install:
-        lines.append(
-            f"| `requirements.lock` into a new venv, empty caches: pip / uv (`make setup`) | "
-            f"{install['pip']:,.0f} s / {install['uv']:,.0f} s |"
+        rows.append(
+            (
+                "`requirements.lock` into a new venv, empty caches: pip / uv (`make setup`)",
+                f"{install['pip']:,.0f} s / {install['uv']:,.0f} s",
+            )
         )
+    lines = [table(("what", "wall time"), rows)]
     slowest = report.get("slowest", [])[:5]
     if slowest:
         lines += [

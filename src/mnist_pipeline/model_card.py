@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import jinja2
+
+TEMPLATES = Path(__file__).parent / "templates"
 
 _TRAINING_KEYS = (
     "seed",
@@ -44,72 +49,23 @@ def render_model_card(
     Returns:
         Markdown text.
     """
-    per_class = "\n".join(
-        f"| {c} | {m['precision']:.4f} | {m['recall']:.4f} | {m['support']} |"
-        for c, m in metrics["per_class"].items()
+    return _template().render(
+        name=name, digest=digest, metrics=metrics, params=params, min_accuracy=min_accuracy,
+        training_keys=_TRAINING_KEYS,
+    )  # fmt: skip
+
+
+def _template() -> jinja2.Template:
+    """The card's template (``templates/model_card.md.j2``): text in one file, logic here."""
+    environment = jinja2.Environment(  # nosec B701
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,  # a misspelt name fails instead of printing nothing
+        autoescape=False,  # the card is Markdown, not HTML: nothing to escape  # noqa: S701
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
-    headline = (
-        f"| {metrics['accuracy']:.4f} | {metrics['loss']:.4f} | {metrics['f1_macro']:.4f} "
-        f"| {metrics['errors']} / {metrics['count']} |"
-    )
-    settings = "\n".join(f"| `{k}` | {params[k]} |" for k in _TRAINING_KEYS if k in params)
-    floor = "passed" if float(metrics["accuracy"]) >= min_accuracy else "not passed"
-    return f"""# Model card: {name} `{digest}`
-
-## Model details
-- Registered model `{name}`: in any MLflow store the pipeline ran against, this model is the
-  version tagged `model.digest` = `{digest}`, a hash of its weights (`mnist registry list`).
-- Load with `mlflow.pyfunc.load_model("models:/{name}@production")`.
-- A Keras 3 `{params.get("train.arch", "?")}` network exported as a TensorFlow SavedModel. Input:
-  `uint8[N,28,28]`, 0-255, white digit on black (MNIST convention). Output: `float32[N,10]`
-  probabilities of the digits 0-9. Scaling to 0-1 happens inside the graph.
-
-## Training data
-The official MNIST training set (60,000 images): {params.get("preprocess.val_size", "?")} held out
-for validation by a seeded stratified split (`preprocess.limit`: {params.get("preprocess.limit")}).
-Evaluated on the official 10,000 test images, never seen in training.
-
-| parameter | value |
-|---|---|
-{settings}
-
-## Metrics (official test set)
-| accuracy | loss | macro F1 | errors |
-|---|---|---|---|
-{headline}
-
-| class | precision | recall | support |
-|---|---|---|---|
-{per_class}
-
-Quality floor (`register.min_accuracy` {min_accuracy:.4f}): **{floor}**. Whether this model
-serves also depends on the store's current production model: see the version's description in
-MLflow.
-
-## Intended use
-Classifying single handwritten digits that look like MNIST: one centred digit, size-normalised
-to about 20x20 pixels inside a 28x28 frame, light strokes on a dark background. A teaching and
-reference model for an ML delivery pipeline.
-
-## Limitations
-- Anything that is not one MNIST-like digit (letters, several digits, blank images, photos,
-  dark-on-light images that were not inverted, off-centre or tiny digits) still receives a
-  confident-looking probability over 0-9: the model has no "none of these" class. Check the
-  input, and watch the drift report for such inputs in production.
-- MNIST's writers are US Census employees and students; other handwriting styles (for example
-  the continental 1 and 7) are under-represented and may be less accurate.
-- Reported accuracy is for the MNIST test set only.
-
-## Rollback
-`production` moves only through the quality gate or by hand. The production version before the
-current one holds the alias `previous`:
-
-```bash
-mnist registry list                # versions, aliases and test metrics
-mnist registry rollback            # production -> previous (run again to undo)
-mnist registry promote VERSION     # put a given version in production
-```
-"""
+    return environment.get_template("model_card.md.j2")
 
 
 def registry_section(record: Mapping[str, Any]) -> str:

@@ -11,6 +11,7 @@ import pytest
 
 from mnist_contracts.event_store import new_event_id
 from mnist_contracts.event_store.sqlite import INSERT, add_label, connect
+from mnist_pipeline.markdown import rows
 from tests.support import mnist
 from tests.support.data import make_digits
 from tests.support.project_repo import run
@@ -68,6 +69,6 @@ def test_collected_feedback_trains_in_one_experiment(repo_after_repro: Path) -> 
               "--out", "reports/pr", "--no-cost"]  # fmt: skip
     run(report, repo)
     markdown = (repo / "reports/pr/report.md").read_text()
-    assert "| preprocess.feedback | False | True |" in markdown
+    assert ["preprocess.feedback", "False", "True"] in rows(markdown)
     assert "feedback.added" in markdown
     assert "train.count" in markdown

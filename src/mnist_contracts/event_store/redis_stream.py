@@ -48,12 +48,11 @@ from mnist_contracts.event_store.schema import (
     carries_image,
     event_hour,
     image_of,
-    new_event_id,
     pick_version,
+    split_request,
     to_window,
 )
-from mnist_contracts.event_store.writer import BatchingWriter, _nothing
-from mnist_contracts.model import IMAGE_BYTES
+from mnist_contracts.event_store.writer import BatchingWriter, WriterSink, _nothing
 
 BATCH = 500
 Event = tuple[
@@ -214,7 +213,7 @@ class StreamConfig:
     feedback_ttl_s: int = DEFAULT_FEEDBACK_TTL_S
 
 
-class RedisSink:
+class RedisSink(WriterSink):
     """A worker's publisher of prediction events to one Redis stream (an ``EventSink``)."""
 
     def __init__(
@@ -235,15 +234,6 @@ class RedisSink:
             on_dropped=on_dropped, on_available=on_available, where=config.url,
         )  # fmt: skip
 
-    @property
-    def available(self) -> bool:
-        """False while Redis is unreachable (events are buffered, then dropped and counted)."""
-        return self.writer.available
-
-    def start(self) -> None:
-        """Start the publisher thread, which pings Redis now."""
-        self.writer.start()
-
     def record(
         self,
         version: str,
@@ -253,13 +243,12 @@ class RedisSink:
         variant: str = "savedmodel",
     ) -> list[str]:
         """Buffer one request's events (no I/O here); returns one event id per image."""
-        ts, blob, share = time.time(), images.tobytes(), self.config.image_share
-        events: list[Event] = []
-        for i, (cls, conf) in enumerate(zip(classes, confidences, strict=True)):
-            event_id = new_event_id()
-            image = blob[i * IMAGE_BYTES : (i + 1) * IMAGE_BYTES]
-            keep = carries_image(event_id, share)
-            events.append((event_id, ts, version, cls, conf, image if keep else None, variant))
+        ts, share = time.time(), self.config.image_share
+        events: list[Event] = [
+            (event_id, ts, version, cls, conf, image if carries_image(event_id, share) else None,
+             variant)
+            for event_id, cls, conf, image in split_request(classes, confidences, images)
+        ]  # fmt: skip
         self.writer.put(events)
         return [e[0] for e in events]
 
@@ -304,7 +293,3 @@ class RedisSink:
         except redis.RedisError as err:
             raise EventStoreError(str(err)) from None
         return int(predicted)
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Publish what is buffered (waiting up to ``timeout``), count the rest, then stop."""
-        self.writer.close(timeout)

@@ -102,6 +102,17 @@ def carries_image(event_id: str, share: float) -> bool:
     return draw / 2**32 < share
 
 
+def split_request(
+    classes: list[int], confidences: list[float], images: npt.NDArray[np.uint8]
+) -> list[tuple[str, int, float, bytes]]:
+    """One ``(new event id, class, confidence, input bytes)`` per image of an answered request."""
+    blob = images.tobytes()
+    return [
+        (new_event_id(), cls, conf, blob[i * IMAGE_BYTES : (i + 1) * IMAGE_BYTES])
+        for i, (cls, conf) in enumerate(zip(classes, confidences, strict=True))
+    ]
+
+
 def image_of(blob: bytes | None) -> npt.NDArray[np.uint8] | None:
     """One event's input as a 28x28 array; None when the event does not carry it."""
     if not blob or len(blob) != IMAGE_BYTES:

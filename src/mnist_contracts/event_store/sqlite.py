@@ -33,11 +33,11 @@ from mnist_contracts.event_store.schema import (
     UnknownEventError,
     Window,
     image_of,
-    new_event_id,
     pick_version,
+    split_request,
     to_window,
 )
-from mnist_contracts.event_store.writer import BatchingWriter, _nothing
+from mnist_contracts.event_store.writer import BatchingWriter, WriterSink, _nothing
 from mnist_contracts.model import IMAGE_BYTES
 
 SCHEMA = f"""
@@ -223,7 +223,7 @@ class SqliteEvents:
             yield LabelledEvent(event_id, version, int(cls), int(label), image_of(image))
 
 
-class SqliteSink:
+class SqliteSink(WriterSink):
     """A worker's writer into the shared SQLite prediction log (an ``EventSink``)."""
 
     def __init__(
@@ -242,15 +242,6 @@ class SqliteSink:
             capacity=buffer, batch=BATCH, probe=self._open_writer, finish=self._close_writer,
             on_dropped=on_dropped, on_available=on_available, where=str(path),
         )  # fmt: skip
-
-    @property
-    def available(self) -> bool:
-        """False while the log cannot be opened or written (said once per change)."""
-        return self.writer.available
-
-    def start(self) -> None:
-        """Start the writer thread, which opens the log now."""
-        self.writer.start()
 
     def _open_writer(self) -> sqlite3.Connection:
         if self._db is None:
@@ -291,13 +282,13 @@ class SqliteSink:
         Returns:
             The event id of each image.
         """
-        ts, blob, pid = time.time(), images.tobytes(), os.getpid()
-        ids = [new_event_id() for _ in classes]
+        ts, pid = time.time(), os.getpid()
+        answered = split_request(classes, confidences, images)
         rows: list[Row] = [
-            (ts, version, cls, conf, blob[i * IMAGE_BYTES : (i + 1) * IMAGE_BYTES], pid,
-             event_id, variant)
-            for i, (event_id, cls, conf) in enumerate(zip(ids, classes, confidences, strict=True))
-        ]  # fmt: skip
+            (ts, version, cls, conf, image, pid, event_id, variant)
+            for event_id, cls, conf, image in answered
+        ]
+        ids = [event_id for event_id, *_ in answered]
         if self.sync and self.writer.available:
             try:
                 with (db := self._thread_db()):
@@ -322,7 +313,3 @@ class SqliteSink:
                 return add_label(self._thread_db(), event_id, label, time.time())
         except (OSError, sqlite3.OperationalError) as err:  # locked past the timeout, disk full
             raise EventStoreError(str(err)) from None
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued (waiting up to ``timeout``), then stop the writer."""
-        self.writer.close(timeout)

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import tenacity
 
@@ -238,3 +238,22 @@ class BatchingWriter(Generic[Item]):
         finally:
             if self._finish is not None:
                 self._finish()
+
+
+class WriterSink:
+    """What both stores' sinks share: their state, start and stop are their writer's."""
+
+    writer: BatchingWriter[Any]
+
+    @property
+    def available(self) -> bool:
+        """False while the store is down (said once per change of state)."""
+        return self.writer.available
+
+    def start(self) -> None:
+        """Start the writer thread, which opens (or pings) the store now."""
+        self.writer.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is buffered (waiting up to ``timeout``), count the rest, then stop."""
+        self.writer.close(timeout)

@@ -27,8 +27,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from mnist_contracts import paths
-from mnist_pipeline.atomic import atomic_path, write_text
+from mnist_pipeline import markdown
+from mnist_pipeline.atomic import write_text
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.figures import save_png
 from mnist_pipeline.ops import report_cost, report_verdict
 from mnist_pipeline.ops.report_verdict import Predictions
 from mnist_pipeline.ops.tools import tool
@@ -164,9 +166,7 @@ def _fmt(value: Any) -> str:  # noqa: ANN401 - DVC values are numbers, strings o
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown.table(header, [[_fmt(v) for v in row] for row in rows])
 
 
 def _curve(text: str | None) -> tuple[list[float], list[float]]:
@@ -189,10 +189,7 @@ def draw_curves(sides: list[Side], path: Path) -> None:
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp, tmp.open("wb") as fh:
-        fig.savefig(fh, format="png", dpi=80, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path, dpi=80)
 
 
 def confusion(text: str | None) -> np.ndarray | None:
@@ -229,10 +226,7 @@ def draw_confusions(sides: list[Side], path: Path) -> None:
         ax.set_ylabel("actual")
         ax.set_xticks(range(10))
         ax.set_yticks(range(10))
-    fig.tight_layout()
-    with atomic_path(path) as tmp, tmp.open("wb") as fh:
-        fig.savefig(fh, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path, dpi=100)
 
 
 def decision_sections(base: Side, new: Side, out_dir: Path) -> tuple[str | None, list[str]]:

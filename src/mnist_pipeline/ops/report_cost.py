@@ -19,6 +19,7 @@ import numpy as np
 
 from mnist_contracts import paths
 from mnist_contracts.model import IMAGE_SHAPE, load_serve
+from mnist_pipeline import markdown
 from mnist_pipeline.ops.tools import tool
 
 SINGLE_CALLS = 300
@@ -115,10 +116,10 @@ def cost_section(base: Cost | None, new: Cost | None, why: str) -> str:
          base and f"{base.batch_images_per_s:,.0f} images/s",
          base and new.batch_images_per_s / base.batch_images_per_s),
     ]  # fmt: skip
-    lines = ["| cost | base | new | new / base |", "|---|---|---|---|"]
-    for name, new_value, base_value, ratio in rows:
-        shown = f"**{ratio:.2f}x**" if ratio else "-"
-        lines.append(f"| {name} | {base_value or 'unavailable'} | {new_value} | {shown} |")
+    lines = [markdown.table(("cost", "base", "new", "new / base"), [
+        (name, base_value or "unavailable", new_value, f"**{ratio:.2f}x**" if ratio else "-")
+        for name, new_value, base_value, ratio in rows
+    ])]  # fmt: skip
     note = (
         "Measured in this run, one process, alternating sides, TensorFlow on the CPU."
         if base is not None

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
 
-from mnist_pipeline.atomic import atomic_path
+from mnist_pipeline import markdown
 from mnist_pipeline.compare import (
     McNemar,
     mcnemar_exact,
@@ -28,6 +28,7 @@ from mnist_pipeline.compare import (
     per_class,
     verdict,
 )
+from mnist_pipeline.figures import save_png
 
 PREDICTIONS_FILE = "reports/plots/confusion.json"
 
@@ -98,17 +99,14 @@ def decide(base: Predictions, new: Predictions, alpha: float) -> Decision:
 
 def recall_table(base: Predictions, new: Predictions) -> str:
     """Markdown: recall per digit at both sides, the change and the flips behind it."""
-    lines = [
-        "| digit | images | base recall | new recall | change | newly wrong | newly right |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in per_class(new.labels, base.predicted, new.predicted):
-        change = 100 * (row.new_recall - row.base_recall)
-        lines.append(
-            f"| {row.digit} | {row.count} | {100 * row.base_recall:.2f}% | "
-            f"{100 * row.new_recall:.2f}% | {change:+.2f} | {row.newly_wrong} | {row.newly_right} |"
-        )
-    return "\n".join(lines)
+    headers = ("digit", "images", "base recall", "new recall", "change", "newly wrong",
+               "newly right")  # fmt: skip
+    rows = [
+        (row.digit, row.count, f"{100 * row.base_recall:.2f}%", f"{100 * row.new_recall:.2f}%",
+         f"{100 * (row.new_recall - row.base_recall):+.2f}", row.newly_wrong, row.newly_right)
+        for row in per_class(new.labels, base.predicted, new.predicted)
+    ]  # fmt: skip
+    return markdown.table(headers, rows)
 
 
 def draw_flips(
@@ -143,10 +141,7 @@ def draw_flips(
     if len(which) == 0:
         axes.flat[0].text(0.5, 0.5, "none", ha="center", va="center")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp, tmp.open("wb") as fh:
-        fig.savefig(fh, format="png", dpi=90, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path, dpi=90)
 
 
 def flip_indices(

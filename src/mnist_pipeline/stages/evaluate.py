@@ -23,11 +23,12 @@ from mnist_contracts import paths
 from mnist_contracts.lite import LITE_DIR, LITE_VARIANTS, LiteModel, lite_file
 from mnist_contracts.model import read_identity
 from mnist_pipeline import saved_model, tracking
-from mnist_pipeline.atomic import atomic_path, write_text
+from mnist_pipeline.atomic import write_text
 from mnist_pipeline.calibration import Reliability, reliability
 from mnist_pipeline.cli import run_stage
 from mnist_pipeline.compress import single_image_latency_ms
 from mnist_pipeline.dataset import NUM_CLASSES, Split, load_split
+from mnist_pipeline.figures import save_png
 from mnist_pipeline.params import flatten, load_params
 
 log = logging.getLogger(__name__)
@@ -161,10 +162,7 @@ def draw_mistakes(
     if len(indices) == 0:
         axes.flat[0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
     fig.suptitle("Most confident mistakes: true -> predicted (confidence)", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp, tmp.open("wb") as fh:
-        fig.savefig(fh, format="png", dpi=80, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path, dpi=80)
 
 
 def draw_reliability(table: Reliability, path: Path) -> None:
@@ -191,10 +189,7 @@ def draw_reliability(table: Reliability, path: Path) -> None:
     bottom.set_yscale("log")
     bottom.set_ylabel("images")
     bottom.set_xlabel("confidence (probability of the predicted digit)")
-    fig.tight_layout()
-    with atomic_path(path) as tmp, tmp.open("wb") as fh:
-        fig.savefig(fh, format="png", dpi=80, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path, dpi=80)
 
 
 def directory_size(path: Path, exclude: Path | None = None) -> int:
