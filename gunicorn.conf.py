@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mnist_contracts.settings import load_env
+from mnist_contracts.env_file import load_env
 
 # `.env` before any setting is read, as every entry point does; the environment wins over it.
 load_env(Path.cwd())

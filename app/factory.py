@@ -18,10 +18,10 @@ from app import access
 from app.drift_status import DriftStatus
 from app.errors import error_response, register_error_handlers, validation_error
 from app.metrics import ServiceMetrics
-from app.model import ModelHolder, ServingModel, alias_target, load_model
 from app.reload import ReloadWatcher
 from app.routes_ops import bp as ops_bp
 from app.routes_predict import bp as predict_bp
+from app.serving_model import ModelHolder, ServingModel, alias_target, load_model
 from app.settings import Settings
 from app.state import DRIFT, EXTENSION, RELOAD, ServiceState
 from app.web import bp as web_bp

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from app.model import ModelHolder, ModelLoadError, ServingModel, is_alias
+from app.serving_model import ModelHolder, ModelLoadError, ServingModel, is_alias
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
 from app.errors import error_response, unknown_model
-from app.model import ModelLoadError
 from app.reload import ReloadWatcher, write_control
 from app.schemas import (
     ErrorResponse,
@@ -23,6 +22,7 @@ from app.schemas import (
     V2ModelReady,
     V2Ready,
 )
+from app.serving_model import ModelLoadError
 from app.state import RELOAD, state
 from mnist_contracts.lite import SAVEDMODEL
 from mnist_contracts.model import IMAGE_SHAPE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME

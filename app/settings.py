@@ -8,15 +8,15 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mnist_contracts import paths
+from mnist_contracts.env_file import load_env
 from mnist_contracts.event_store import DEFAULT_FEEDBACK_TTL_S, DEFAULT_MAXLEN, DEFAULT_PREFIX
 from mnist_contracts.lite import SAVEDMODEL, Variant
-from mnist_contracts.settings import load_env
 
 
 class Settings(BaseSettings):
     """Everything the service can be told; each field is read from the upper-case env var.
 
-    ``.env`` is exported into the environment first (:func:`mnist_contracts.settings.load_env`,
+    ``.env`` is exported into the environment first (:func:`mnist_contracts.env_file.load_env`,
     as the pipeline does), so it reaches MLflow's own variables too, not only these fields.
     """
 

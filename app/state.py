@@ -9,7 +9,7 @@ import numpy.typing as npt
 from flask import current_app
 
 from app.metrics import ServiceMetrics
-from app.model import ModelHolder, ServingModel
+from app.serving_model import ModelHolder, ServingModel
 from app.settings import Settings
 from mnist_contracts.event_store import EventSink
 

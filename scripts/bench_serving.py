@@ -109,9 +109,9 @@ def in_process_images_per_s(
 ) -> float:
     """Images/s of one variant called directly, one thread, ``batch`` images a call.
 
-    Through the same function the service calls (:func:`app.model.load_runtime`).
+    Through the same function the service calls (:func:`app.serving_model.load_runtime`).
     """
-    from app.model import load_runtime
+    from app.serving_model import load_runtime
     from mnist_contracts.model import IMAGE_SHAPE
 
     serve = load_runtime(model_dir, variant)  # type: ignore[arg-type]
@@ -326,7 +326,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "The same export served three ways (`MODEL_VARIANT`), each service beside its own "
         "`/health/live` and beside the same variant called in-process (one thread, "
-        "`app.model.load_runtime`).",
+        "`app.serving_model.load_runtime`).",
         "",
         table(("variant", "/health/live req/s", "1 image c=8: req/s", "p50 / p99 ms",
                "of /health/live", "in-process 1 image/s", "batch 256: images/s", "p50 / p99 ms",

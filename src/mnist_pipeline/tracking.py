@@ -31,7 +31,7 @@ from typing import Any
 import requests
 from filelock import FileLock
 
-from mnist_contracts.settings import load_env
+from mnist_contracts.env_file import load_env
 from mnist_contracts.tags import (
     DIGEST_TAG,
     DVC_BASELINE_TAG,

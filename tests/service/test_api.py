@@ -16,7 +16,7 @@ from PIL import Image
 from scipy import ndimage
 
 from app import create_app, lifecycle
-from app.model import load_model
+from app.serving_model import load_model
 from app.settings import Settings
 from mnist_contracts.image_input import image_to_mnist
 from tests.support.serving import Serve

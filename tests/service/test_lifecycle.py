@@ -72,14 +72,24 @@ def metric(server: Server, name: str) -> float:
     return float(found.group(1))
 
 
+def store_down(tmp_path: Path, tiny_model: Path) -> tuple[Path, Path, dict[str, str]]:
+    """A log whose directory cannot be made (a file is in the way): the store is down.
+
+    Returns:
+        The file in the way (replace it by a directory and the store is back), the log's path,
+        and the service's environment.
+    """
+    blocker = tmp_path / "var"
+    blocker.write_text("in the way until the volume is there")
+    log = blocker / "predictions.db"
+    return blocker, log, {"MODEL_DIR": str(tiny_model), "PREDICTION_LOG": str(log)}
+
+
 @pytest.mark.slow
 def test_with_the_log_down_the_service_answers_says_it_once_and_stops_in_seconds(
     tmp_path: Path, tiny_model: Path
 ) -> None:
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("the log's directory cannot be made here: the store is down")
-    log = blocker / "predictions.db"
-    env = {"MODEL_DIR": str(tiny_model), "PREDICTION_LOG": str(log)}
+    *_, env = store_down(tmp_path, tiny_model)
     with gunicorn_server(tmp_path, env, workers=1) as server, Load(server.url, 2) as load:
         wait_until(lambda: load.total >= 30, 60, what="answers while the log is down")
         ready = requests.get(f"{server.url}/health/ready", timeout=10)
@@ -100,10 +110,7 @@ def test_with_the_log_down_the_service_answers_says_it_once_and_stops_in_seconds
 def test_the_log_comes_back_and_the_buffered_events_are_written(
     tmp_path: Path, tiny_model: Path
 ) -> None:
-    blocker = tmp_path / "var"
-    blocker.write_text("in the way until the volume is there")
-    log = blocker / "predictions.db"
-    env = {"MODEL_DIR": str(tiny_model), "PREDICTION_LOG": str(log)}
+    blocker, log, env = store_down(tmp_path, tiny_model)
     with gunicorn_server(tmp_path, env, workers=2) as server:
         with Load(server.url, 2) as load:
             wait_until(lambda: load.total >= 30, 60, what="answers while the log is down")

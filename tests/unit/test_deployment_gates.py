@@ -149,18 +149,25 @@ def test_pre_commit_runs_the_ci_linters() -> None:
     assert {"ruff-check", "ruff-format", "mypy", "bandit", "hadolint", "detect-secrets"} <= ids
 
 
-def test_the_monitor_image_copies_every_module_mnist_monitor_imports() -> None:
-    """The command's package and what `mnist monitor` imports (the other sub-commands import
-    their modules only when they run, so they need not be in this image)."""
+def copied_python_files(stage: str) -> set[str]:
+    """The Python files a Dockerfile stage copies from the build context, relative to the root."""
     from tests.support.dockerfile import context_copies
-    from tests.unit.test_dvc_graph import import_closure
 
     copied: set[str] = set()
-    for sources, _ in context_copies(stages(PROJECT_ROOT / "Dockerfile")["monitor"]):
+    for sources, _ in context_copies(stages(PROJECT_ROOT / "Dockerfile")[stage]):
         for source in sources:
             path = PROJECT_ROOT / source
             files = path.rglob("*.py") if path.is_dir() else [path]
             copied |= {str(f.relative_to(PROJECT_ROOT)) for f in files}
+    return copied
+
+
+def test_the_monitor_image_copies_every_module_mnist_monitor_imports() -> None:
+    """The command's package and what `mnist monitor` imports (the other sub-commands import
+    their modules only when they run, so they need not be in this image)."""
+    from tests.unit.test_dvc_graph import import_closure
+
+    copied = copied_python_files("monitor")
     # The commands' own top-level imports: the exit codes and one-line errors of mnist_pipeline.cli.
     closure = import_closure("mnist_pipeline.ops.monitor") | import_closure("mnist_pipeline.cli")
     needed = {str(p.relative_to(PROJECT_ROOT)) for p in closure}
@@ -177,15 +184,9 @@ def test_the_monitor_image_copies_every_module_mnist_monitor_imports() -> None:
 def test_the_service_image_copies_what_mnist_shadow_imports() -> None:
     """The same image runs the shadow consumer (compose, Kubernetes): `mnist shadow` and the
     top-level imports of the command must be in it, and Typer in its lock."""
-    from tests.support.dockerfile import context_copies
     from tests.unit.test_dvc_graph import import_closure
 
-    copied: set[str] = set()
-    for sources, _ in context_copies(stages(PROJECT_ROOT / "Dockerfile")["service"]):
-        for source in sources:
-            path = PROJECT_ROOT / source
-            files = path.rglob("*.py") if path.is_dir() else [path]
-            copied |= {str(f.relative_to(PROJECT_ROOT)) for f in files}
+    copied = copied_python_files("service")
     needed = {str(p.relative_to(PROJECT_ROOT)) for p in import_closure("mnist_pipeline.cli")}
     needed |= {str(p.relative_to(PROJECT_ROOT))
                for p in (PROJECT_ROOT / "src/mnist_pipeline/commands").glob("*.py")}  # fmt: skip

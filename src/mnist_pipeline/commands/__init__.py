@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from mnist_contracts import paths
-from mnist_contracts.settings import load_env
+from mnist_contracts.env_file import load_env
 from mnist_pipeline.commands import registry, remote
 from mnist_pipeline.commands._base import ERROR, INTERRUPTED, emit, fail, one_line_errors
 from mnist_pipeline.commands.events import (
