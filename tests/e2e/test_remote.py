@@ -163,10 +163,13 @@ def test_faults_are_one_line_and_the_same_command_succeeds_after(
     make_remote(pusher, s3, "faults", proxy.endpoint)
     named = f"remote 'storage' (s3://{s3.bucket}/faults at {proxy.endpoint})"
     remote_cmd = mnist("remote")
+    # What is tested is the line a failure gives, not botocore's backoff before it: one attempt
+    # per request (a user's default retries only make the same line come later).
+    fail_fast = {"AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard"}
 
     # The S3 server goes away after 3 MB of a push.
     proxy.cut_after(3_000_000)
-    line = one_line(attempt([*remote_cmd, "push"], pusher, **s3.env()))
+    line = one_line(attempt([*remote_cmd, "push"], pusher, **s3.env(), **fail_fast))
     assert proxy.is_down
     assert line.startswith(f"mnist remote push: error: push to {named}: ")
     proxy.restore()
@@ -176,11 +179,11 @@ def test_faults_are_one_line_and_the_same_command_succeeds_after(
     puller = user_clone(origin, tmp_path / "puller")
     make_remote(puller, s3, "faults", proxy.endpoint)
     proxy.cut_after(3_000_000)
-    line = one_line(attempt([*remote_cmd, "pull"], puller, **s3.env()))
+    line = one_line(attempt([*remote_cmd, "pull"], puller, **s3.env(), **fail_fast))
     assert line.startswith(f"mnist remote pull: error: pull from {named}: ")
     cache_is_sound(puller)
     # Down from the start: it says so.
-    line = one_line(attempt([*remote_cmd, "pull"], puller, **s3.env()))
+    line = one_line(attempt([*remote_cmd, "pull"], puller, **s3.env(), **fail_fast))
     assert "the server cannot be reached" in line
     proxy.restore()
     make(puller, "pull", s3)
@@ -188,7 +191,7 @@ def test_faults_are_one_line_and_the_same_command_succeeds_after(
     assert tree(puller, "data", "models") == tree(origin, "data", "models")
 
     # Wrong credentials: refused, one line naming the remote, nothing pulled or pushed.
-    line = one_line(attempt([*remote_cmd, "push"], pusher, **s3.env(secret="wrong")))  # noqa: S106
+    line = one_line(attempt([*remote_cmd, "push"], pusher, **s3.env(secret="wrong"), **fail_fast))  # noqa: S106
     assert line.startswith(f"mnist remote push: error: push to {named}: the server refused")
     missing = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     result = subprocess.run(
