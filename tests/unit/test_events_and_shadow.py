@@ -72,6 +72,13 @@ def test_unreadable_sources_are_one_clear_error(tmp_path: Path) -> None:
     connect(tmp_path / "empty.db").close()
     with pytest.raises(LogError, match="no predictions yet"):
         open_events(tmp_path / "empty.db").window(5)
+    # A log its first writer has created but not yet given its tables (WAL header only).
+    fresh = sqlite3.connect(tmp_path / "new.db")
+    fresh.execute("PRAGMA journal_mode=WAL").fetchone()
+    fresh.close()
+    with pytest.raises(LogError, match="no predictions yet"):
+        open_events(tmp_path / "new.db").window(5)
+    assert list(SqliteEvents(tmp_path / "new.db").labelled()) == []
 
 
 def test_shadow_comparison_counts_flips_and_accuracies() -> None:

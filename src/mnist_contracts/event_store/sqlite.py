@@ -178,11 +178,12 @@ def read_window(path: Path, window: int, model_version: str | None = None) -> Wi
         raise LogError(f"{path}: no prediction log; is the service running with this path?")
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            columns = {name for _, name, *_ in db.execute("PRAGMA table_info(predictions)")}
+            # A log its first writer is still creating has no table yet: read as empty.
             versions = [v for (v,) in db.execute(
                 "SELECT model_version FROM predictions GROUP BY model_version ORDER BY max(id)"
-            )]  # fmt: skip
+            )] if columns else []  # fmt: skip
             version = pick_version(versions, model_version, str(path))
-            columns = {name for _, name, *_ in db.execute("PRAGMA table_info(predictions)")}
             rows = db.execute(window_query(columns), (version, window)).fetchall()
             has_labels = db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'labels'"
@@ -213,6 +214,8 @@ class SqliteEvents:
             raise LogError(f"{self.path}: no prediction log")
         try:
             with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) as db:
+                if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'labels'").fetchone():
+                    return  # a log its first writer is still creating: no labels yet
                 rows = db.execute(
                     "SELECT p.event_id, p.model_version, p.predicted_class, l.label, p.image"
                     " FROM labels l JOIN predictions p ON p.event_id = l.event_id ORDER BY p.id"
