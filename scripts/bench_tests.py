@@ -111,7 +111,7 @@ def install_seconds(installer: str, work: Path, env: dict[str, str]) -> float:
         cmd = [str(venv / "bin/pip"), "install", "--quiet", "--no-cache-dir", "-r", lock]
     else:
         uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv"
-        cmd = [uv, "pip", "install", "--quiet", "--cache-dir", str(cache),
+        cmd = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--cache-dir", str(cache),
                "--python", str(venv / "bin/python"), "-r", lock]  # fmt: skip
     seconds = timed(cmd, work, env, work / f"install-{installer}.log")
     shutil.rmtree(venv)
