@@ -98,3 +98,36 @@ def build_model(params: TrainParams) -> keras.Model:
         An uncompiled model.
     """
     return BUILDERS[params.arch](params)
+
+
+class MeanOfMembers(layers.Layer):  # type: ignore[misc]
+    """The members' probabilities averaged inside the graph: one ``serve`` for an ensemble."""
+
+    def __init__(self, members: list[keras.Model], **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.members = list(members)  # tracked in order: the export lists their weights by index
+
+    def call(self, images: keras.KerasTensor) -> keras.KerasTensor:
+        """The mean of the members' outputs for ``images``."""
+        outputs = [member(images, training=False) for member in self.members]
+        return keras.ops.mean(keras.ops.stack(outputs), axis=0)
+
+
+def ensemble(members: list[keras.Model]) -> keras.Model:
+    """One model whose output is the mean of the members' probabilities (``train.ensemble``).
+
+    One member is returned as it is, so ``train.ensemble: 1`` exports today's bytes. More are
+    wrapped in :class:`MeanOfMembers`: the export, its TFLite variants, the service and every
+    client see one ``uint8[N,28,28] -> float32[N,10]`` model.
+
+    Args:
+        members: Trained models with the same input and output.
+
+    Returns:
+        The ensemble, for inference (it is never trained as a whole).
+    """
+    if len(members) == 1:
+        return members[0]
+    images = keras.Input(shape=IMAGE_SHAPE, dtype="uint8", name="images")
+    probs = MeanOfMembers(members, name="mean_of_members")(images)
+    return keras.Model(images, probs, name=f"ensemble_of_{len(members)}")
