@@ -14,20 +14,25 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock upgrade clean mlflow-ui serve bench-serving report bench monitor experiments docs remote push pull bench-remote image bench-image bench-durability seeds shadow collect screenshot setup-spark train-distributed bench-distributed bench-score bench-tests test-tier
+.PHONY: help setup repro test test-fast lint format typecheck lock upgrade clean mlflow-ui serve bench-serving report bench monitor experiments docs remote push pull bench-remote image bench-image bench-durability seeds tune shadow collect screenshot setup-spark train-distributed bench-distributed bench-score bench-tests test-tier
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.lock pyproject.toml
+# The venv with uv alone: what `make lock` needs (a new dependency in pyproject.toml is not in the
+# lock yet, so a full setup would fail its check before the lock could be made).
+$(BIN)/uv:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required: set PYTHON=/path/to/python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	# uv's pip installs the lock exactly, in seconds where pip takes minutes (reports/bench_tests.json);
-	# uv itself comes at the lock's version. --compile-bytecode writes the .pyc files at install
-	# (as pip does; uv does not by default): every stage, dvc and test process imports them instead
-	# of compiling TensorFlow from source each time (10 s -> 5 s an import where
-	# PYTHONDONTWRITEBYTECODE is set, as on the machines this project is checked on).
+	# uv itself comes at the lock's version.
 	$(BIN)/python -m pip install --quiet "$$(grep -E '^uv==' requirements.lock)"
+
+$(STAMP): requirements.lock pyproject.toml $(BIN)/uv
+	# --compile-bytecode writes the .pyc files at install (as pip does; uv does not by default):
+	# every stage, dvc and test process imports them instead of compiling TensorFlow from source
+	# each time (10 s -> 5 s an import where PYTHONDONTWRITEBYTECODE is set, as on the machines
+	# this project is checked on).
 	$(UV) install --quiet --compile-bytecode -r requirements.lock
 	$(UV) install --quiet --no-deps --no-build-isolation -e .
 	$(UV) check
@@ -89,6 +94,9 @@ bench-remote: setup  ## Remote benchmark: push/pull sizes and times, pull vs rep
 
 experiments: setup  ## The seed's progression as queued DVC experiments -> reports/experiments.json.
 	$(BIN)/python scripts/experiments.py
+
+tune: setup  ## Optuna search over tune.yaml, each trial a DVC experiment -> reports/tune.json (resumes).
+	$(BIN)/mnist tune
 
 N ?= 5
 seeds: setup  ## Seed noise: N queued experiments over `seed` -> reports/seeds.json (the report uses it).
@@ -171,13 +179,13 @@ bench-tests: setup  ## Time the suite's tiers (a cold CI run is measured by .ci/
 LOCK = $(BIN)/uv pip compile --quiet --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
   --custom-compile-command "make lock"
 SUBLOCKS = serve slim monitor spark
-lock: setup  ## Re-resolve all five locks after a change to pyproject.toml or a requirements-*.in (pins kept).
+lock: $(BIN)/uv  ## Re-resolve all five locks after a change to pyproject.toml or a requirements-*.in (pins kept).
 	$(LOCK) $(UPGRADE) pyproject.toml --extra dev -o requirements.lock
 	for part in $(SUBLOCKS); do \
 	  $(LOCK) requirements-$$part.in -c requirements.lock -o requirements-$$part.lock || exit 1; \
 	done
 
-upgrade: setup  ## Upgrade one package in every lock: make upgrade PACKAGE=name (then make setup).
+upgrade: $(BIN)/uv  ## Upgrade one package in every lock: make upgrade PACKAGE=name (then make setup).
 	@test -n "$(PACKAGE)" || { echo "make upgrade: name the package, e.g. make upgrade PACKAGE=flask" >&2; exit 2; }
 	$(MAKE) --no-print-directory lock UPGRADE="--upgrade-package $(PACKAGE)"
 

@@ -30,6 +30,7 @@ SIZES_FILE = REPORTS_DIR / "compression.json"
 CONFUSION_FILE = REPORTS_DIR / "plots/confusion.json"
 MISTAKES_FILE = REPORTS_DIR / "plots/mistakes.png"
 RELIABILITY_FILE = REPORTS_DIR / "plots/reliability.png"
+ROBUSTNESS_FILE = REPORTS_DIR / "robustness.json"
 MODEL_CARD_FILE = REPORTS_DIR / "model_card.md"
 DRIFT_DIR = REPORTS_DIR / "drift"
 DRIFT_REPORT = DRIFT_DIR / "drift.json"
@@ -58,7 +59,14 @@ STAGES: dict[str, StageIO] = {
     "train": StageIO(deps=(PREPARED_DIR,), outs=(MODEL_DIR, TRAIN_PLOTS_DIR, TRAIN_METRICS)),
     "evaluate": StageIO(
         deps=(split_file("test"), MODEL_DIR),
-        outs=(METRICS_FILE, SIZES_FILE, CONFUSION_FILE, MISTAKES_FILE, RELIABILITY_FILE),
+        outs=(
+            METRICS_FILE,
+            SIZES_FILE,
+            ROBUSTNESS_FILE,
+            CONFUSION_FILE,
+            MISTAKES_FILE,
+            RELIABILITY_FILE,
+        ),
     ),
     "reference": StageIO(deps=(split_file("val"), MODEL_DIR), outs=(REFERENCE_DIR,)),
     "register": StageIO(

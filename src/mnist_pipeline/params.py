@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
@@ -106,6 +106,20 @@ class AugmentParams(_Section):
     max_shift: int = Field(default=2, ge=0, le=6)
 
 
+class PruneParams(_Section):
+    """Magnitude pruning during training (:mod:`mnist_pipeline.pruning`); ``sparsity: 0`` is off."""
+
+    sparsity: float = Field(default=0.0, ge=0, lt=1, description="final share of zero weights")
+    begin: float = Field(default=0.25, ge=0, lt=1, description="share of training before it starts")
+    end: float = Field(default=0.75, gt=0, le=1, description="share of training when it is reached")
+
+    @model_validator(mode="after")
+    def _window(self) -> PruneParams:
+        if self.begin >= self.end:
+            raise ValueError("prune.begin must be smaller than prune.end")
+        return self
+
+
 class EarlyStoppingParams(_Section):
     """Stop when the validation metric stops improving; ``patience: null`` disables it."""
 
@@ -129,15 +143,38 @@ class TrainParams(_Section):
     label_smoothing: float = Field(default=0.1, ge=0, lt=1)
     augment: AugmentParams = AugmentParams()
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
+    prune: PruneParams = PruneParams()
     distribution: Literal["single", "multi_worker"] = Field(
         default="single",
         description="multi_worker: one worker of the cluster in TF_CONFIG (make train-distributed)",
+    )
+    ensemble: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="members trained with seeds seed, seed+1, ...; the export averages their "
+        "probabilities (1: a single model)",
+    )
+
+    cv_folds: int = Field(
+        default=0,
+        ge=0,
+        le=20,
+        description="k >= 2: also train on k stratified folds of the training split and report "
+        "the held-out accuracies (0: off); the exported model is the same either way",
     )
 
     @model_validator(mode="after")
     def _warmup_within_training(self) -> TrainParams:
         if self.warmup_epochs >= self.epochs:
             raise ValueError("warmup_epochs must be smaller than epochs")
+        on_one_machine = self.ensemble > 1 or self.cv_folds or self.prune.sparsity
+        if on_one_machine and self.distribution != "single":
+            raise ValueError(
+                "ensemble, cv_folds and prune train on one machine: set distribution single"
+            )
+        if self.cv_folds == 1:
+            raise ValueError("cv_folds must be 0 (off) or at least 2")
         return self
 
 
@@ -302,10 +339,18 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
     Raises:
         PipelineError: If the file is missing, is not YAML, or fails validation.
     """
+    return parse_params(read_yaml(path), path)
+
+
+def read_yaml(path: Path) -> Any:  # noqa: ANN401 - a YAML document
+    """A committed YAML file's document, or one line saying why it cannot be read.
+
+    Raises:
+        PipelineError: If the file is missing or is not YAML.
+    """
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PipelineError(f"{path}: not found; run from the repository root") from None
     except yaml.YAMLError as err:
         raise PipelineError(f"{path}: not valid YAML ({err.__class__.__name__})") from None
-    return parse_params(document, path)

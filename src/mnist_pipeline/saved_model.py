@@ -51,6 +51,22 @@ class _Serving(tf.Module):  # type: ignore[misc]
             return model(images, training=False)
 
         self.serve = tf.function(serve, input_signature=[INPUT_SPEC], autograph=False)
+        members = ensemble_members(model)
+        if members:  # an ensemble also answers each member's probabilities, for evaluate
+
+            def each(images: tf.Tensor) -> tf.Tensor:
+                return tf.stack([member(images, training=False) for member in members])
+
+            self.members = tf.function(each, input_signature=[INPUT_SPEC], autograph=False)
+
+
+def ensemble_members(model: keras.Model) -> list[keras.Model]:
+    """The members of an ensemble (:func:`mnist_pipeline.models.ensemble`); [] for one model."""
+    for layer in model.layers:
+        members = list(getattr(layer, "members", None) or [])
+        if members and all(isinstance(member, keras.Model) for member in members):
+            return members
+    return []
 
 
 def export(model: keras.Model, path: Path, params_digest: str = "unknown") -> None:
@@ -98,6 +114,37 @@ def stabilise_fingerprint(path: Path) -> None:
     # TensorFlow's own ids are decimal 128-bit numbers; a fixed width keeps the size constant.
     fingerprint.uuid = f"{int.from_bytes(digest.digest()[:16], 'big'):039d}"
     file.write_bytes(fingerprint.SerializeToString(deterministic=True))
+
+
+def kernels(path: Path) -> list[npt.NDArray[np.float32]]:
+    """The exported model's kernels: every weight of two or more dimensions (no biases, norms)."""
+    loaded = tf.saved_model.load(str(path))
+    return [np.asarray(w.numpy()) for w in loaded.weights_ if len(w.shape) >= 2]
+
+
+def load_members(path: Path, batch_size: int = 1000) -> Predictor | None:
+    """Each member's probabilities ``float32[M,N,10]`` from an exported ensemble, else None.
+
+    Args:
+        path: The SavedModel directory.
+        batch_size: Images per call.
+
+    Returns:
+        A batched predict function, or None when the export is a single model.
+    """
+    loaded = tf.saved_model.load(str(path))
+    if not hasattr(loaded, "members"):
+        return None
+    concrete = loaded.members.get_concrete_function(INPUT_SPEC)
+
+    def predict(images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        parts = [
+            concrete(tf.constant(images[i : i + batch_size])).numpy()
+            for i in range(0, len(images), batch_size)
+        ]
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+    return predict
 
 
 def load(path: Path, batch_size: int = 1000) -> Predictor:

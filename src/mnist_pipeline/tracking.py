@@ -217,6 +217,17 @@ def may_promote(promote_branch: str) -> tuple[bool, str]:
     return True, f"the committed workspace of {promote_branch}"
 
 
+# How `mnist tune` names, to the train stage of each trial, the study and the trial it trains
+# (mnist_pipeline.tune_trial) and the MLflow run of the study that the trial's run goes under.
+TUNE_STORAGE_ENV = "MNIST_TUNE_STORAGE"
+TUNE_STUDY_ENV = "MNIST_TUNE_STUDY"
+TUNE_TRIAL_ENV = "MNIST_TUNE_TRIAL_ID"
+TUNE_TRIAL_NUMBER_ENV = "MNIST_TUNE_TRIAL_NUMBER"
+TUNE_PARENT_RUN_ENV = "MNIST_TUNE_PARENT_RUN"
+STUDY_TAG = "optuna.study"
+TRIAL_TAG = "optuna.trial"
+
+
 def source_tags() -> dict[str, str]:
     """Tags that trace a run to its code: git commit, dirty flag, DVC experiment name/baseline.
 
@@ -233,6 +244,10 @@ def source_tags() -> dict[str, str]:
     ):
         if os.environ.get(env):
             tags[tag] = os.environ[env]
+    if os.environ.get(TUNE_PARENT_RUN_ENV):  # a trial of `mnist tune`: under the study's run
+        tags["mlflow.parentRunId"] = os.environ[TUNE_PARENT_RUN_ENV]
+        tags[STUDY_TAG] = os.environ.get(TUNE_STUDY_ENV, "")
+        tags[TRIAL_TAG] = os.environ.get(TUNE_TRIAL_NUMBER_ENV, "")
     return tags
 
 

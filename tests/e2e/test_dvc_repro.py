@@ -97,7 +97,8 @@ def test_fresh_clones_reproduce_the_committed_bytes(repo_after_repro: Path, tmp_
     repo = repo_after_repro
     committed = tracked_results(repo)
     assert {"dvc.lock", "reports/metrics.json", "reports/model_card.md",
-            "reports/compression.json", "reports/train/metrics.json"} <= set(committed)  # fmt: skip
+            "reports/compression.json", "reports/robustness.json",
+            "reports/train/metrics.json"} <= set(committed)  # fmt: skip
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
     for forced in ([], ["-f"]):

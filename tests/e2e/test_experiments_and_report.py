@@ -75,6 +75,9 @@ def test_report_on_a_branch_against_the_baseline_and_its_seed_noise(
     old, new, change = row[1:4]
     assert float(new) - float(old) == pytest.approx(float(change), abs=1e-6)
     assert ["train.epochs", "1", "2"] in rows(markdown)
+    assert "#### Robustness" in markdown
+    identity = next(row for row in rows(markdown) if row[0] == "identity")
+    assert identity[2:4] == [f"{100 * float(old):.2f}%", f"{100 * float(new):.2f}%"]
     for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown):
         assert (repo / "reports/pr" / image).stat().st_size > 1000, image
 

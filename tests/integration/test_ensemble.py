@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+import yaml
 
 from mnist_contracts.lite import LiteModel, lite_file
 from mnist_contracts.model import load_serve
 from mnist_pipeline.models import build_model, ensemble
 from mnist_pipeline.params import TrainParams
-from mnist_pipeline.saved_model import export
+from mnist_pipeline.saved_model import export, load, load_members
+from mnist_pipeline.stages import reference
+from tests.support.stages import run_evaluate, run_preprocess, run_train
 
 pytestmark = pytest.mark.slow
 
@@ -41,3 +45,34 @@ def test_the_export_of_three_members_answers_their_mean(tmp_path: Path) -> None:
 def test_one_member_is_the_model_itself() -> None:
     [only] = members(1)
     assert ensemble([only]) is only
+
+
+def test_train_ensemble_2_trains_exports_and_evaluates_both_members(workdir: Path) -> None:
+    """``train.ensemble: 2`` on tiny data (one epoch each: only the wiring is asserted)."""
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["train"].update(ensemble=2, epochs=1)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    run_preprocess(workdir)
+    run_train(workdir)
+    test = np.load(workdir / "data/prepared/test.npz")
+    model_dir = workdir / "models/mnist"
+    each = load_members(model_dir)
+    assert each is not None
+    per_member = each(test["x"])
+    assert per_member.shape == (2, len(test["y"]), 10)
+    # The members differ (seeds 7 and 8), and the served answer is their mean.
+    assert not np.allclose(per_member[0], per_member[1])
+    np.testing.assert_allclose(load(model_dir)(test["x"]), per_member.mean(axis=0), atol=1e-6)
+    run_evaluate(workdir)
+    metrics = json.loads((workdir / "reports/metrics.json").read_text())
+    accuracies = [(p.argmax(axis=1) == test["y"]).mean() for p in per_member]
+    assert [metrics["members"][k]["accuracy"] for k in ("0", "1")] == pytest.approx(accuracies)
+    assert metrics["tflite-float"]["agreement"] >= 0.99  # the LiteRT export is the ensemble too
+    reference.main(workdir)  # the drift reference takes the ensemble as any model
+    assert list((workdir / "data/reference").iterdir())
+
+
+def test_one_member_exports_no_members_function(tmp_path: Path) -> None:
+    [only] = members(1)
+    export(ensemble([only]), tmp_path / "model")
+    assert load_members(tmp_path / "model") is None

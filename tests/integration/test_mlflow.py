@@ -1,6 +1,5 @@
 """The pipeline's MLflow mirror and the registry, against the embedded store, in-process."""
 
-import hashlib
 import json
 import os
 import subprocess
@@ -19,20 +18,12 @@ from mnist_pipeline import saved_model
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.registry import Registry
 from mnist_pipeline.tracking import connect
-from tests.support import run_mnist
+from tests.support import run_mnist, tree_digest
 from tests.support.project_repo import git
 from tests.support.servers import free_port
 from tests.support.stages import run_evaluate, run_preprocess, run_register, run_train
 
 pytestmark = pytest.mark.slow
-
-
-def tree_digest(directory: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(directory.rglob("*"))
-        if p.is_file()
-    }
 
 
 def set_params(w: Path, **sections: dict[str, object]) -> None:

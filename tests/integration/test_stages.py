@@ -2,9 +2,6 @@
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +10,8 @@ import tensorflow as tf
 
 from mnist_pipeline import saved_model
 from mnist_pipeline.errors import PipelineError
-from tests.support.stages import run_evaluate, run_preprocess, run_train
+from mnist_pipeline.robustness import descriptions
+from tests.support.stages import run_evaluate, run_preprocess, run_stage_process, run_train
 
 
 def test_preprocess_writes_splits_and_report(workdir: Path) -> None:
@@ -64,22 +62,23 @@ def test_train_then_evaluate_the_exported_model(workdir: Path) -> None:
     sizes = compression["size_bytes"]
     assert sizes["tflite-int8"] * 2 < sizes["tflite-float"]
     assert set(sizes) == {"savedmodel", "tflite-float", "tflite-int8"}
-    assert set(compression) == {"size_bytes"}  # latencies vary: MLflow only
+    assert set(compression) == {"size_bytes", "gzip_bytes", "kernel_sparsity"}  # no latencies
+    assert set(compression["gzip_bytes"]) == set(sizes)
+    assert compression["gzip_bytes"]["tflite-float"] < sizes["tflite-float"]
+    assert compression["kernel_sparsity"] < 0.01  # not pruned: hardly a weight is exactly zero
     rows = json.loads((workdir / "reports/plots/confusion.json").read_text())
     assert len(rows) == 200
     assert sum(r["actual"] != r["predicted"] for r in rows) == metrics["errors"]
     assert (workdir / "reports/plots/mistakes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Robustness: every shift scored; the unchanged set scores the plain accuracy.
+    shifted = json.loads((workdir / "reports/robustness.json").read_text())["robustness"]
+    assert list(shifted) == list(descriptions())
+    assert shifted["identity"] == {"accuracy": metrics["accuracy"], "change": 0.0}
 
     # The exported graph normalises by itself: raw uint8 in, the evaluated probabilities out.
     test = np.load(workdir / "data/prepared/test.npz")
     probs = saved_model.load(model_dir)(test["x"])
     assert (probs.argmax(1) == test["y"]).mean() == pytest.approx(metrics["accuracy"])
-
-
-def run_stage_process(w: Path, stage: str) -> None:
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    cmd = [sys.executable, "-m", f"mnist_pipeline.stages.{stage}"]
-    subprocess.run(cmd, cwd=w, env=env, check=True, capture_output=True)
 
 
 @pytest.mark.slow

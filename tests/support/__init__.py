@@ -31,3 +31,14 @@ def run_mnist(*args: str) -> int:
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else 0 if done.code is None else 2
     return 0
+
+
+def tree_digest(directory: Path) -> dict[str, str]:
+    """The sha256 of every file under ``directory``, by relative path: "the same bytes"."""
+    import hashlib
+
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }

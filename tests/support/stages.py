@@ -1,5 +1,8 @@
 """Run each stage's ``main`` inside a directory laid out like the repository."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,3 +23,14 @@ def run_evaluate(w: Path) -> None:
 
 def run_register(w: Path) -> dict[str, Any]:
     return register.main(w)
+
+
+def run_stage_process(w: Path, stage: str) -> None:
+    """Run a stage in a fresh process, as ``dvc repro`` does.
+
+    TensorFlow numbers the functions it traces within a process, so only a fresh process per
+    stage gives the bytes a repro gives.
+    """
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    cmd = [sys.executable, "-m", f"mnist_pipeline.stages.{stage}"]
+    subprocess.run(cmd, cwd=w, env=env, check=True, capture_output=True)

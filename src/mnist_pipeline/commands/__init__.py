@@ -219,6 +219,35 @@ def seeds(
          f"std {found['std']:.4f}, {spread}; {SEEDS_FILE}")  # fmt: skip
 
 
+@app.command(epilog="Example: mnist tune --trials 3   (then, deliberately, the printed apply)")
+def tune(
+    config: Annotated[Path, typer.Option(help="the study's search space and budget")] = Path(
+        "tune.yaml"
+    ),
+    trials: Annotated[int | None, typer.Option(min=1, help="trials (overrides the file)")] = None,
+    minutes: Annotated[
+        float | None, typer.Option(min=0.1, help="wall minutes (overrides the file)")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """An Optuna study (TPE, median pruner); every trial a DVC experiment of the train stage.
+
+    Resumes the study when it exists (OPTUNA_STORAGE, else optuna.db). Writes reports/tune.json
+    and reports/tune/*.png; applying the best params is yours to do with the printed command.
+    """
+    with one_line_errors("tune"):
+        from mnist_pipeline.ops.tune import TUNE_REPORT, load_config, run_study
+
+        found = run_study(load_config(config), trials=trials, minutes=minutes)
+    best = found["best"]
+    states = [t["state"] for t in found["trials"]]
+    counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
+    emit(as_json, found,
+         f"study {found['study']}: {len(states)} trials ({counts}); best trial {best['number']} "
+         f"{found['objective']} {best['value']:.4f}; {TUNE_REPORT}\n"
+         f"apply it (deliberately): {best['apply']}")  # fmt: skip
+
+
 @app.command("train-distributed", epilog="Example: mnist train-distributed --workers 2")
 def train_distributed(
     workers: Annotated[

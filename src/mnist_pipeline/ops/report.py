@@ -325,6 +325,47 @@ def calibration_section(base: Side, new: Side, out_dir: Path) -> list[str]:
     return parts
 
 
+def robustness_section(base: Side, new: Side) -> list[str]:
+    """Both sides' test accuracy under each shift of :mod:`mnist_pipeline.robustness`.
+
+    Returns:
+        The section's lines; none when neither side has ``reports/robustness.json``.
+    """
+    from mnist_pipeline.robustness import descriptions
+
+    def shifted(side: Side) -> dict[str, Any]:
+        text = side.read(str(paths.ROBUSTNESS_FILE))
+        try:
+            found = json.loads(text)["robustness"] if text else {}
+        except (ValueError, KeyError, TypeError):
+            found = {}
+        return found if isinstance(found, dict) else {}
+
+    old, now = shifted(base), shifted(new)
+    if not old and not now:
+        return []
+
+    def accuracy(side: dict[str, Any], name: str) -> float | None:
+        value = side.get(name, {}).get("accuracy")
+        return float(value) if isinstance(value, int | float) else None
+
+    rows = []
+    for name, what in descriptions().items():
+        a, b = accuracy(old, name), accuracy(now, name)
+        change = f"{100 * (b - a):+.2f}" if a is not None and b is not None else "-"
+        rows.append((name, what, *(f"{100 * v:.2f}%" if v is not None else "n/a" for v in (a, b)),
+                     change))  # fmt: skip
+    return [
+        "#### Robustness",
+        "",
+        f"Test accuracy under the shifts real digits have, on the same shifted images for both "
+        f"sides (`{paths.ROBUSTNESS_FILE}`); change in points.",
+        "",
+        _table(("shift", "what", base.label, new.label, "change"), rows),
+        "",
+    ]
+
+
 def flip_section(base: Predictions, new: Predictions, cap: int, out_dir: Path) -> list[str]:
     """The flip galleries: test images newly wrong and newly right."""
     from mnist_pipeline.dataset import load_split
@@ -398,6 +439,7 @@ def _build(base: Side, new: Side, out_dir: Path, cost: bool, step: Steps) -> str
         f"Verdict: {line or verdict(old_accuracy, new_accuracy)}",
         "",
         *decision,
+        *robustness_section(base, new),
     ]
     sides = [base, new] if base_metrics else [new]
     if base_metrics is None:

@@ -22,7 +22,7 @@ from sklearn.metrics import precision_recall_fscore_support
 from mnist_contracts import paths
 from mnist_contracts.lite import LITE_DIR, LITE_VARIANTS, LiteModel, lite_file
 from mnist_contracts.model import read_identity
-from mnist_pipeline import saved_model, tracking
+from mnist_pipeline import robustness, saved_model, tracking
 from mnist_pipeline.atomic import write_text
 from mnist_pipeline.calibration import Reliability, reliability
 from mnist_pipeline.cli import run_stage
@@ -30,6 +30,7 @@ from mnist_pipeline.compress import single_image_latency_ms
 from mnist_pipeline.dataset import NUM_CLASSES, Split, load_split
 from mnist_pipeline.figures import save_png
 from mnist_pipeline.params import flatten, load_params
+from mnist_pipeline.pruning import gzip_size, sparsity
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,16 @@ def directory_size(path: Path, exclude: Path | None = None) -> int:
     )
 
 
+def gzip_directory_size(path: Path, exclude: Path | None = None) -> int:
+    """Summed gzip sizes of the files under ``path`` (leaving out those under ``exclude``)."""
+    skip = None if exclude is None else path / exclude
+    return sum(
+        gzip_size(f.read_bytes())
+        for f in sorted(path.rglob("*"))
+        if f.is_file() and (skip is None or not f.is_relative_to(skip))
+    )
+
+
 def main(root: Path = Path()) -> None:
     """Score the exported model on the test split and write metrics and plots.
 
@@ -215,11 +226,17 @@ def main(root: Path = Path()) -> None:
     model_dir = root / paths.MODEL_DIR
     metrics_file, sizes_file = root / paths.METRICS_FILE, root / paths.SIZES_FILE
     confusion_file, mistakes_file = root / paths.CONFUSION_FILE, root / paths.MISTAKES_FILE
-    reliability_file = root / paths.RELIABILITY_FILE
+    reliability_file, robustness_file = root / paths.RELIABILITY_FILE, root / paths.ROBUSTNESS_FILE
     test = load_split("test", root / paths.PREPARED_DIR)
     predict = saved_model.load(model_dir, params.evaluate.batch_size)
     probs = predict(test.x)
     metrics: dict[str, Any] = {"test": score(test.y, probs)}
+    each = saved_model.load_members(model_dir, params.evaluate.batch_size)
+    if each is not None:  # an ensemble (train.ensemble > 1): every member's accuracy too
+        metrics["members"] = {
+            str(k): {"accuracy": round(float((p.argmax(axis=1) == test.y).mean()), _DIGITS)}
+            for k, p in enumerate(each(test.x))
+        }
     one = test.x[:1]
     sizes: dict[str, int] = {"savedmodel": directory_size(model_dir, exclude=LITE_DIR)}
     latency_ms = {"savedmodel": single_image_latency_ms(predict, one)}
@@ -233,7 +250,19 @@ def main(root: Path = Path()) -> None:
                 "%s: accuracy %+.4f from the SavedModel, outside evaluate.lite_max_delta %.4f",
                 variant, metrics[variant]["accuracy_delta"], params.evaluate.lite_max_delta,
             )  # fmt: skip
-    write_text(sizes_file, json.dumps({"size_bytes": sizes}, indent=2) + "\n")
+    shifted = robustness.score(predict, test.x, test.y)
+    compression = {
+        "size_bytes": sizes,
+        # Pruned (train.prune) zeros cost nothing once compressed: what a download or a registry
+        # stores. The share of zero kernel weights says how much pruning there is.
+        "gzip_bytes": {
+            "savedmodel": gzip_directory_size(model_dir, exclude=LITE_DIR),
+            **{v: gzip_size(lite_file(model_dir, v).read_bytes()) for v in LITE_VARIANTS},
+        },
+        "kernel_sparsity": round(sparsity(saved_model.kernels(model_dir)), _DIGITS),
+    }
+    write_text(sizes_file, json.dumps(compression, indent=2) + "\n")
+    write_text(robustness_file, json.dumps({"robustness": shifted}, indent=2) + "\n")
     write_text(metrics_file, json.dumps(metrics, indent=2) + "\n")
     rows = confusion_rows(test.y, probs.argmax(axis=1))
     write_text(confusion_file, json.dumps(rows, separators=(",", ":")) + "\n")
@@ -243,15 +272,18 @@ def main(root: Path = Path()) -> None:
     draw_reliability(calibration, reliability_file)
     digest = read_identity(model_dir).digest
     with tracking.model_run(params.tracking.experiment, digest, flatten(params)):
-        tracking.log_metrics({**metrics, "size_bytes": sizes, "single_image_ms": latency_ms})
-        for path in (metrics_file, confusion_file, mistakes_file, reliability_file, sizes_file):
+        extra = {"size_bytes": sizes, "single_image_ms": latency_ms, "robustness": shifted}
+        tracking.log_metrics({**metrics, **extra})
+        written = (metrics_file, sizes_file, robustness_file, confusion_file, mistakes_file)
+        for path in (*written, reliability_file):
             tracking.log_artifact(path, "evaluation")
     log.info(
-        "test accuracy %.4f, loss %.4f, macro F1 %.4f on %d images",
+        "test accuracy %.4f, loss %.4f, macro F1 %.4f on %d images; worst shift %s %.4f",
         metrics["test"]["accuracy"],
         metrics["test"]["loss"],
         metrics["test"]["f1_macro"],
         len(test),
+        *min(((n, r["accuracy"]) for n, r in shifted.items()), key=lambda item: item[1]),
     )
 
 

@@ -11,19 +11,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 from dvclive import Live
 
 from mnist_contracts import paths
 from mnist_contracts.model import params_digest, read_identity
 from mnist_pipeline import cluster as clusters
-from mnist_pipeline import distributed, tracking
+from mnist_pipeline import distributed, tracking, tune_trial
 from mnist_pipeline.augmentation import random_shift
 from mnist_pipeline.cli import run_stage
 from mnist_pipeline.dataset import NUM_CLASSES, Split, load_split
 from mnist_pipeline.epoch_metrics import DvcLiveSink, EpochMetrics, EpochSink
-from mnist_pipeline.models import build_model
+from mnist_pipeline.models import build_model, ensemble
 from mnist_pipeline.params import Params, TrainParams, flatten, load_params
+from mnist_pipeline.pruning import MagnitudePruning
 from mnist_pipeline.saved_model import export
 
 log = logging.getLogger(__name__)
@@ -168,7 +170,21 @@ def fit(
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = build_model(params)
         compile_model(model, params, steps)
-    callbacks: list[keras.callbacks.Callback] = [EpochMetrics(sinks)]
+    callbacks: list[keras.callbacks.Callback] = []
+    if sinks and tune_trial.in_trial():  # a trial of `mnist tune`: report epochs, obey the pruner
+        trial = tune_trial.TrialReporter()
+        sinks = [*sinks, trial]
+
+        def obey(epoch: int, logs: object) -> None:
+            model.stop_training = model.stop_training or trial.stop
+
+        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=obey))
+    callbacks.insert(0, EpochMetrics(sinks))  # first: the reporter has heard the epoch
+    if params.prune.sparsity:
+        total = steps * params.epochs
+        begin, end = int(params.prune.begin * total), int(params.prune.end * total)
+        every = min(100, max(1, (end - begin) // 10))  # tfmot's 100, or ten updates at least
+        callbacks.append(MagnitudePruning(params.prune.sparsity, begin, end, every))
     if params.early_stopping.patience is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -216,6 +232,46 @@ def fit(
     return model, len(history.epoch)
 
 
+def cross_validate(
+    train: Split, val: Split, params: TrainParams, seed: int
+) -> dict[str, float | list[float]]:
+    """Train on ``params.cv_folds`` stratified folds of ``train``; score each held-out fold.
+
+    Each fold's model is trained as the final one is (same params and seed; the validation
+    split monitors it) on the other folds, then scored on its held-out fold. Nothing is exported
+    or registered: the folds measure the configuration, not a model.
+
+    Args:
+        train: The training split.
+        val: The validation split (monitoring only, as for the final model).
+        params: The ``train`` section.
+        seed: The global seed (also shuffles the folds).
+
+    Returns:
+        :func:`mnist_pipeline.cross_validation.summarise` of the held-out accuracies.
+    """
+    # Only here: scikit-learn's model_selection costs seconds to import on every train otherwise.
+    from mnist_pipeline.cross_validation import stratified_folds, summarise
+
+    accuracies = []
+    for fold in stratified_folds(train.y, params.cv_folds, seed):
+        model, _ = fit(Split(train.x[fold.train], train.y[fold.train]), val, params, seed)
+        held_out = Split(train.x[fold.held_out], train.y[fold.held_out])
+        accuracies.append(val_accuracy(model, held_out))
+        log.info("fold %d of %d: held-out accuracy %.4f", fold.number + 1, params.cv_folds,
+                 accuracies[-1])  # fmt: skip
+    return summarise(accuracies)
+
+
+def val_accuracy(model: keras.Model, val: Split) -> float:
+    """The model's accuracy on the validation split (for an ensemble member's record)."""
+    predicted = [
+        model(val.x[i : i + 1000], training=False).numpy().argmax(axis=1)
+        for i in range(0, len(val), 1000)
+    ]
+    return round(float((np.concatenate(predicted) == val.y).mean()), 6)
+
+
 def model_params_digest(params: Params, workers: int | None = None) -> str:
     """The digest of exactly the params this stage declares that shape the model.
 
@@ -232,6 +288,11 @@ def model_params_digest(params: Params, workers: int | None = None) -> str:
     """
     flat = flatten(params)
     shaping = {k: v for k, v in flat.items() if k == "seed" or k.startswith("train.")}
+    if shaping.get("train.ensemble") == "1":
+        del shaping["train.ensemble"]  # one member is the single model: the same digest as before
+    shaping.pop("train.cv_folds", None)  # folds are scored, never exported: same model either way
+    if shaping.get("train.prune.sparsity") == "0.0":  # pruning off: its window shapes nothing
+        shaping = {k: v for k, v in shaping.items() if not k.startswith("train.prune.")}
     if workers is not None:
         shaping["train.workers"] = str(workers)
     return params_digest(shaping)
@@ -289,18 +350,37 @@ def main(root: Path = Path(), distribution: str | None = None) -> None:
         with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
             sinks: list[EpochSink] = [DvcLiveSink(live), tracking.MlflowSink()]
             model, epochs_run = fit(train, val, params.train, params.seed, sinks, strategy)
+            members, total_epochs = [model], epochs_run
+            # An ensemble's further members: the same params with the next seeds. Only the first
+            # member's curves are plotted; each member's validation accuracy goes to MLflow.
+            for k in range(1, params.train.ensemble):
+                member, member_epochs = fit(train, val, params.train, params.seed + k)
+                members.append(member)
+                total_epochs += member_epochs
             seconds = time.perf_counter() - started
             live.summary["epochs_run"] = epochs_run
-        steps = math.ceil(len(train) / params.train.batch_size) * epochs_run
-        tracking.log_metrics(
-            {
-                "train_seconds": round(seconds, 1),
-                "train_images_per_second": round(len(train) * epochs_run / seconds, 1),
-                "train_step_ms": round(1000 * seconds / steps, 2),
-            }
-        )
-        export(model, model_dir, model_params_digest(params, workers))  # with its TFLite variants
-        tracking.tag_model(read_identity(model_dir).digest)
+            steps = math.ceil(len(train) / params.train.batch_size) * total_epochs
+            tracking.log_metrics(
+                {
+                    "train_seconds": round(seconds, 1),
+                    "train_images_per_second": round(len(train) * total_epochs / seconds, 1),
+                    "train_step_ms": round(1000 * seconds / steps, 2),
+                }
+            )
+            if len(members) > 1:
+                accuracies = {f"member_{k}_val_accuracy": val_accuracy(m, val)
+                              for k, m in enumerate(members)}  # fmt: skip
+                tracking.log_metrics(accuracies)
+                model = ensemble(members)
+            export(model, model_dir, model_params_digest(params, workers))  # with TFLite variants
+            tracking.tag_model(read_identity(model_dir).digest)
+            # The folds after the export: TensorFlow numbers the functions it traces in order,
+            # so training them first would change saved_model.pb (the weights would not change).
+            if params.train.cv_folds:
+                live.summary["cv"] = cross_validate(train, val, params.train, params.seed)
+                tracking.log_metrics({"cv": live.summary["cv"]})
+                if tune_trial.in_trial():
+                    tune_trial.TrialReporter().record("cv_mean", float(live.summary["cv"]["mean"]))
         tracking.log_artifacts(live_dir, "training")
     log.info("trained in %.1f s; exported %s", seconds, model_dir)
 

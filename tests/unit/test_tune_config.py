@@ -1,0 +1,54 @@
+"""``tune.yaml``: the committed study file validates, and a bad one is one line, exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.ops.tune import TuneConfig, load_config
+from tests.support import mnist
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_committed_study_searches_params_that_exist() -> None:
+    config = load_config(ROOT / "tune.yaml")
+    assert {"train.learning_rate", "train.batch_size", "train.dropout"} <= set(config.space)
+    assert config.trials or config.minutes
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"space": {"train.learnign_rate": {"low": 0.1, "high": 0.2}}}, "train.learnign_rate"),
+        ({"space": {"train.dropout": {"low": 0.5, "high": 0.1}}}, "low must be smaller"),
+        ({"space": {"train.dropout": {"choices": [0.1], "low": 0.1, "high": 0.2}}}, "either"),
+        ({"trials": None, "minutes": None}, "budget"),
+    ],
+)
+def test_a_bad_study_file_is_refused_by_name(
+    tmp_path: Path, change: dict[str, object], named: str
+) -> None:
+    document = {**yaml.safe_load((ROOT / "tune.yaml").read_text()), **change}
+    (tmp_path / "tune.yaml").write_text(yaml.safe_dump(document))
+    with pytest.raises(PipelineError, match=named):
+        load_config(tmp_path / "tune.yaml")
+
+
+def test_the_command_says_it_in_one_line_and_creates_no_study(tmp_path: Path) -> None:
+    (tmp_path / "tune.yaml").write_text("study: s\nspace: {train.nope: {low: 0, high: 1}}\n")
+    env = {"PATH": str(Path(sys.executable).parent)}
+    result = subprocess.run(
+        mnist("tune"), cwd=tmp_path, capture_output=True, text=True, check=False, env=env
+    )
+    assert result.returncode == 2
+    assert "train.nope" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "optuna.db").exists()
+    assert TuneConfig.model_fields["study"].is_required()
