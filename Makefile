@@ -14,7 +14,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock upgrade clean mlflow-ui serve bench-serving report bench monitor experiments docs remote push pull bench-remote image bench-image bench-durability seeds tune shadow collect screenshot setup-spark train-distributed bench-distributed bench-score bench-tests test-tier
+.PHONY: help setup repro test test-fast lint format typecheck lock upgrade clean mlflow-ui serve bench-serving report bench monitor experiments candidates docs remote push pull bench-remote image bench-image bench-durability seeds tune shadow collect screenshot setup-spark train-distributed bench-distributed bench-score bench-tests test-tier
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -92,8 +92,13 @@ bench: setup  ## Pipeline benchmark: one cold `dvc repro` of the whole graph, th
 bench-remote: setup  ## Remote benchmark: push/pull sizes and times, pull vs repro to a first prediction.
 	$(BIN)/python scripts/bench_remote.py
 
-experiments: setup  ## The seed's progression as queued DVC experiments -> reports/experiments.json.
+experiments: setup  ## The seed's Runs 1-2 as queued DVC experiments, then Runs 3-4 (make candidates).
 	$(BIN)/python scripts/experiments.py
+	$(MAKE) candidates
+
+TRIALS ?= 12
+candidates: setup  ## Runs 3-4: the search, a ranking check, default vs tuned vs ensemble -> reports/candidates.json.
+	$(BIN)/python -m mnist_pipeline.ops.candidates --trials $(TRIALS)
 
 tune: setup  ## Optuna search over tune.yaml, each trial a DVC experiment -> reports/tune.json (resumes).
 	$(BIN)/mnist tune

@@ -1,4 +1,8 @@
-"""The seed's experiments, run as queued DVC experiments: ``reports/experiments.json``.
+"""The seed's Runs 1 and 2, run as queued DVC experiments: ``reports/experiments.json``.
+
+Runs 3 and 4 (the search, and the production candidates compared on evidence) are
+``make candidates`` (:mod:`mnist_pipeline.ops.candidates`, ``reports/candidates.json``), which
+``make experiments`` runs next.
 
 Each run is ``dvc exp run --queue -n NAME -S ...`` against the committed workspace, then the
 queue runs one at a time (``dvc exp run --run-all``), so every figure comes from the same
@@ -8,7 +12,7 @@ exp show``); training time, which varies run to run and so is no DVC output, fro
 and the pipeline benchmark (``reports/bench_pipeline.json``). The README's tables are rendered
 from the report (``make docs``).
 
-Usage: ``make experiments`` (it trains six models, the longest for 20 epochs).
+Usage: ``make experiments`` (it trains three models here, then runs ``make candidates``).
 """
 
 from __future__ import annotations
@@ -37,9 +41,6 @@ RUNS: list[tuple[str, str, list[str]]] = [
         "2b. the default without augmentation and label smoothing",
         ["train.augment.max_shift=0", "train.label_smoothing=0"],
     ),
-    ("run3-lr-0.001", "3. learning rate 0.001", ["train.learning_rate=0.001"]),
-    ("run3-lr-0.01", "3. learning rate 0.01", ["train.learning_rate=0.01"]),
-    ("run4-20ep", "4. production candidate: 20 epochs", ["train.epochs=20"]),
 ]
 
 

@@ -22,7 +22,7 @@ from mnist_pipeline.markdown import table
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 # Every document with generated blocks; each table appears in exactly one of them.
-DOCUMENTS = (README, ROOT / "docs" / "DEPLOYMENT.md")
+DOCUMENTS = (README, ROOT / "docs" / "DEPLOYMENT.md", ROOT / "docs" / "CANDIDATES.md")
 
 
 def _load(reports: Path, name: str) -> Any:  # noqa: ANN401 - JSON
@@ -271,6 +271,90 @@ def seeds(reports: Path) -> str:
     )
 
 
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def candidates(reports: Path) -> str:
+    """Runs 3-4: the candidates' accuracy, evidence and cost (``reports/candidates.json``)."""
+    report = _load(reports, "candidates.json")
+    evidence, cost = [], []
+    for row in report["candidates"]:
+        versus = row.get("versus_default")
+        verdict = (
+            "-"
+            if versus is None
+            else (
+                f"{versus['verdict']}: {100 * versus['change']:+.2f} points (95% CI "
+                f"{100 * versus['interval_95'][0]:+.2f} to {100 * versus['interval_95'][1]:+.2f}), "
+                f"p = {versus['mcnemar_p']:.3g}"
+            )
+        )
+        evidence.append((row["name"], f"`{row['command']}`", _pct(row["val_accuracy"]),
+                         _pct(row["test_accuracy"]), verdict, _pct(row["robustness_mean"]),
+                         _pct(row["robustness_worst"])))  # fmt: skip
+        serving, train = row["serving"], row["train"]
+        ratios = serving["ratios"]
+        cost.append((
+            row["name"],
+            f"{train['cpu_seconds']:,.0f} s ({_times(train['cpu_ratio'])})",
+            f"{serving['size_bytes'] / 1e6:.2f} MB ({_times(ratios['size'])})",
+            f"{serving['single_p50_ms']:.2f} ms ({_times(ratios['single_p50'])})",
+            f"{serving['single_p99_ms']:.2f} ms ({_times(ratios['single_p99'])})",
+            f"{serving['single_per_s']:,.0f} ({_times(ratios['single_per_s'])})",
+        ))  # fmt: skip
+    check = report["ranking_check"]
+    ranking = [
+        (r["trial"], r["epochs"], _pct(r["search_value"]), _pct(r["full_val_accuracy"]))
+        for r in check["rows"]
+    ]
+    search = report["search"]
+    return "\n".join(
+        [
+            table(
+                (
+                    "candidate",
+                    "command",
+                    "validation",
+                    "test (scored once)",
+                    "versus the default (McNemar, paired bootstrap)",
+                    "shifted: mean",
+                    "shifted: worst",
+                ),
+                evidence,
+            ),
+            "",
+            table(
+                (
+                    "candidate",
+                    "training CPU time",
+                    "model size",
+                    "single image p50",
+                    "single image p99",
+                    "predictions/s, one caller",
+                ),
+                cost,
+            ),
+            "",
+            f"Chosen on validation accuracy: **{report['chosen_on_validation']}**.",
+            "",
+            f"The search (`{search['study']}`): {search['trials']} trials ({search['complete']} "
+            f"complete, {search['pruned']} pruned) on `{search['fixed']}`, {search['seconds'] / 60:.0f}"
+            " min. Its ranking against the same configurations trained again on every image:",
+            "",
+            table(
+                ("trial", "epochs", "search (validation, subset)", "every image (validation)"),
+                ranking,
+            ),
+            "",
+            f"Kendall's tau {check['kendall_tau']:+.2f} (p = {check['p_value']:.2g}); the search's "
+            f"best is {'also' if check['same_best'] else 'not'} the best at full size.",
+            "",
+            _source(report, "candidates.json"),
+        ]
+    )
+
+
 def repro_line(reports: Path) -> str:
     """The line ``make repro`` prints last, from ``reports/metrics.json``."""
     t = _load(reports, "metrics.json")["test"]
@@ -337,6 +421,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "image": image,
     "durability": durability,
     "seeds": seeds,
+    "candidates": candidates,
     "tests": tests,
 }
 _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- /generated: \2 -->)", re.S)

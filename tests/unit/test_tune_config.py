@@ -52,3 +52,25 @@ def test_the_command_says_it_in_one_line_and_creates_no_study(tmp_path: Path) ->
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "optuna.db").exists()
     assert TuneConfig.model_fields["study"].is_required()
+
+
+def test_a_drawn_combination_the_params_refuse_fails_that_trial_not_the_study(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import optuna
+
+    from mnist_pipeline.ops.tune import run_study
+
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+    # Every draw puts the learning-rate warm-up past the epochs: the params model refuses it.
+    config = TuneConfig.model_validate({
+        "study": "refused", "trials": 2, "fixed": {"train.epochs": 1},
+        "space": {"train.warmup_epochs": {"low": 3, "high": 4}},
+    })  # fmt: skip
+    with pytest.raises(PipelineError, match="no trial completed"):
+        run_study(config, tmp_path)
+    study = optuna.load_study(study_name="refused", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]  # both tried, both recorded

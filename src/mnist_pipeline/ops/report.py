@@ -266,12 +266,30 @@ def decision_sections(base: Side, new: Side, out_dir: Path) -> tuple[str | None,
         report_verdict.recall_table(base_record, new_record),
         "",
     ]
-    line = decision.line()
+    suffix, noise = noise_section(base, new, decision.change)
+    parts += noise
+    parts += calibration_section(base, new, out_dir)
+    parts += flip_section(base_record, new_record, params.flips, out_dir)
+    return decision.line() + suffix, parts
+
+
+def noise_section(base: Side, new: Side, change: float) -> tuple[str, list[str]]:
+    """How much accuracy moves without a real change: the seed spread and the CV spread.
+
+    Args:
+        base: The base side.
+        new: The compared side.
+        change: The accuracy change (a fraction) the verdict reports.
+
+    Returns:
+        A suffix for the verdict line (empty without a seed spread) and the section's lines.
+    """
+    suffix, parts = "", []
     spread = seed_spread(new) or seed_spread(base)
     if spread is not None:
         std, n, commit = spread
-        inside = abs(decision.change) <= 2 * std
-        line += (
+        inside = abs(change) <= 2 * std
+        suffix = (
             f"; {'inside' if inside else 'outside'} the seed noise "
             f"(±2 std = ±{200 * std:.2f} points over {n} seeds)"
         )
@@ -280,12 +298,39 @@ def decision_sections(base: Side, new: Side, out_dir: Path) -> tuple[str | None,
             "",
             f"`make seeds` at commit {commit[:10]}: test accuracy varies with the seed alone by "
             f"a standard deviation of {100 * std:.2f} points over {n} seeds; this change "
-            f"({100 * decision.change:+.2f}) is {'inside' if inside else 'outside'} ±2 std.",
+            f"({100 * change:+.2f}) is {'inside' if inside else 'outside'} ±2 std.",
             "",
         ]
-    parts += calibration_section(base, new, out_dir)
-    parts += flip_section(base_record, new_record, params.flips, out_dir)
-    return line, parts
+    rows = []
+    for side in (base, new):
+        found = cv_spread(side)
+        if found is not None:
+            mean, std, k = found
+            rows.append((side.label, k, f"{100 * mean:.2f}%", f"{100 * std:.2f}"))
+    if rows:
+        parts += [
+            "#### Cross-validation",
+            "",
+            "Held-out accuracy over `train.cv_folds` stratified folds of the training images (the "
+            "validation and test images stay out), beside the seed spread above: a spread of the "
+            "data where the seeds give a spread of the initialisation.",
+            "",
+            markdown.table(("side", "folds", "mean", "std (points)"), rows),
+            "",
+        ]
+    return suffix, parts
+
+
+def cv_spread(side: Side) -> tuple[float, float, int] | None:
+    """``(mean, std, folds)`` from the side's ``reports/train/metrics.json`` (train.cv_folds)."""
+    text = side.read(str(paths.TRAIN_LIVE_DIR / "metrics.json"))
+    if text is None:
+        return None
+    try:
+        cv = json.loads(text)["cv"]
+        return float(cv["mean"]), float(cv["std"]), len(cv["fold_accuracy"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def seed_spread(side: Side) -> tuple[float, int, str] | None:

@@ -33,8 +33,10 @@ class Cost:
     """One model's serving cost."""
 
     size_bytes: int
-    single_ms: float
+    single_ms: float  # the median call
     batch_images_per_s: float
+    single_p99_ms: float
+    single_per_s: float  # one caller, back to back: calls / their total time
 
 
 def fetch_model(rev: str | None, dst: Path) -> tuple[Path | None, str]:
@@ -61,14 +63,14 @@ def fetch_model(rev: str | None, dst: Path) -> tuple[Path | None, str]:
     return target, "DVC cache or remote"
 
 
-def _median_s(predict: Callable[[np.ndarray], object], x: np.ndarray, calls: int) -> float:
-    """Median wall seconds of ``calls`` calls of ``predict(x)``."""
+def _times_s(predict: Callable[[np.ndarray], object], x: np.ndarray, calls: int) -> list[float]:
+    """Wall seconds of each of ``calls`` calls of ``predict(x)``."""
     times = []
     for _ in range(calls):
         started = time.perf_counter()
         predict(x)
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return times
 
 
 def measure(models: list[Path]) -> list[Cost]:
@@ -87,17 +89,19 @@ def measure(models: list[Path]) -> list[Cost]:
     for serve in serves:  # warm-up: trace both shapes once
         serve(image)
         serve(batch)
-    singles: list[list[float]] = [[] for _ in models]
+    singles: list[list[float]] = [[] for _ in models]  # every single-image call's seconds
     batches: list[list[float]] = [[] for _ in models]
     for _ in range(ROUNDS):
         for i, serve in enumerate(serves):
-            singles[i].append(1000 * _median_s(serve, image, SINGLE_CALLS))
-            batches[i].append(BATCH / _median_s(serve, batch, BATCH_CALLS))
+            singles[i] += _times_s(serve, image, SINGLE_CALLS)
+            batches[i].append(BATCH / statistics.median(_times_s(serve, batch, BATCH_CALLS)))
     return [
         Cost(
             size_bytes=sum(f.stat().st_size for f in m.rglob("*") if f.is_file()),
-            single_ms=statistics.median(singles[i]),
+            single_ms=1000 * statistics.median(singles[i]),
             batch_images_per_s=statistics.median(batches[i]),
+            single_p99_ms=1000 * float(np.quantile(singles[i], 0.99)),
+            single_per_s=len(singles[i]) / sum(singles[i]),
         )
         for i, m in enumerate(models)
     ]
@@ -112,6 +116,8 @@ def cost_section(base: Cost | None, new: Cost | None, why: str) -> str:
          base and new.size_bytes / base.size_bytes),
         ("single image (median)", f"{new.single_ms:.3f} ms", base and f"{base.single_ms:.3f} ms",
          base and new.single_ms / base.single_ms),
+        ("single image (p99)", f"{new.single_p99_ms:.3f} ms",
+         base and f"{base.single_p99_ms:.3f} ms", base and new.single_p99_ms / base.single_p99_ms),
         (f"batch of {BATCH}", f"{new.batch_images_per_s:,.0f} images/s",
          base and f"{base.batch_images_per_s:,.0f} images/s",
          base and new.batch_images_per_s / base.batch_images_per_s),

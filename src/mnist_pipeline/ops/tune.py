@@ -171,8 +171,10 @@ def check_params(values: dict[str, Any], root: Path) -> None:
     parse_params(document, paths.PARAMS_FILE)
 
 
-def _set_arg(key: str, value: Any) -> str:  # noqa: ANN401 - YAML scalars
-    return f"{key}={json.dumps(value) if isinstance(value, bool | list) else value}"
+def set_arg(key: str, value: Any) -> str:  # noqa: ANN401 - YAML scalars
+    """``key=value`` for ``dvc exp run -S`` (booleans, lists and None as YAML reads them)."""
+    plain = not isinstance(value, bool | list) and value is not None
+    return f"{key}={value if plain else json.dumps(value)}"
 
 
 class _TrialFailedError(Exception):
@@ -225,12 +227,15 @@ def run_study(
 
     def objective(trial: optuna.Trial) -> float:
         values = {**config.fixed, **suggest(trial, config.space)}
-        check_params(values, root)
+        try:
+            check_params(values, root)
+        except PipelineError as err:  # a drawn combination the params model rejects: this trial
+            raise _TrialFailedError(f"trial {trial.number}: {err}") from None
         name = f"{config.study}-{trial.number}"
         trial.set_user_attr("experiment", name)
         cmd = [tool("dvc"), "exp", "run", "--temp", "-n", name]
         for key, value in values.items():
-            cmd += ["-S", _set_arg(key, value)]
+            cmd += ["-S", set_arg(key, value)]
         # Optuna names a trial in its storage by the id it keeps private; the train stage rebuilds
         # the trial from it (optuna.trial.Trial(study, id)), as Optuna's own workers do.
         env = {**env_base, tracking.TUNE_TRIAL_ENV: str(trial._trial_id),
