@@ -20,6 +20,7 @@ from mnist_contracts.model import content_version
 from tests.support import PROJECT_ROOT, mnist
 from tests.support.project_repo import (
     attempt,
+    commit_all,
     mlflow_query,
     registry_state,
     run,
@@ -179,3 +180,38 @@ def test_database_down_is_one_line_and_the_same_command_works_after(repo: Path, 
     registry(repo, team.url, "list")
     output = run(["dvc", "repro"], repo, MLFLOW_TRACKING_URI=team.url)
     assert "train" in stages_run(output)  # the failed run left nothing DVC would skip
+
+
+def test_a_study_lives_in_the_team_database_and_resumes_there(
+    repo_after_repro: Path, team: Team
+) -> None:
+    """``OPTUNA_STORAGE`` names the team's PostgreSQL: the trials, the resume and the report's
+    storage (shown without credentials) are there, and nothing goes to a local ``optuna.db``."""
+    import psycopg
+
+    repo = repo_after_repro
+    with psycopg.connect(team.db.uri, autocommit=True) as connection:
+        connection.execute("CREATE DATABASE optuna")  # Optuna and MLflow both use alembic_version
+    storage = f"postgresql+psycopg://mlflow:unused@127.0.0.1:{team.db.port}/optuna"
+    space = {"train.learning_rate": {"low": 0.001, "high": 0.01, "log": True}}
+    study = {"study": "team", "trials": 1, "fixed": {"train.epochs": 1}, "space": space}
+    (repo / "tune.yaml").write_text(json.dumps(study))
+    commit_all(repo, "a one-trial study")
+    run(mnist("tune"), repo, OPTUNA_STORAGE=storage, MLFLOW_TRACKING_URI=team.url)
+    # Resumed: a second trial in the same study.
+    run(mnist("tune"), repo, OPTUNA_STORAGE=storage, MLFLOW_TRACKING_URI=team.url)
+
+    report = json.loads((repo / "reports/tune.json").read_text())
+    assert [t["state"] for t in report["trials"]] == ["COMPLETE", "COMPLETE"]
+    assert report["storage"] == f"postgresql+psycopg://127.0.0.1:{team.db.port}/optuna"
+    assert not (repo / "optuna.db").exists()
+    with psycopg.connect(team.db.uri.replace("/mlflow", "/optuna")) as connection:
+        stored = connection.execute("SELECT count(*) FROM trials").fetchone()
+    assert stored == (2,)
+    trials = mlflow_query(
+        repo,
+        "e = c.get_experiment_by_name('mnist-classifier')\n"
+        "print(len(c.search_runs([e.experiment_id], \"tags.`optuna.study` = 'team'\")))",
+        team.url,
+    )
+    assert trials == "3"  # the study's run and one run per trial, on the team server
