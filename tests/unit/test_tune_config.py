@@ -74,3 +74,17 @@ def test_a_drawn_combination_the_params_refuse_fails_that_trial_not_the_study(
         run_study(config, tmp_path)
     study = optuna.load_study(study_name="refused", storage=f"sqlite:///{tmp_path}/optuna.db")
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]  # both tried, both recorded
+
+
+def test_the_committed_spaces_integer_ranges_draw_integers() -> None:
+    import optuna
+
+    from mnist_pipeline.ops.tune import suggest
+
+    config = load_config(ROOT / "tune.yaml")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = suggest(study.ask(), config.space)
+    assert isinstance(drawn["train.epochs"], int)
+    assert isinstance(drawn["train.augment.max_shift"], int)
+    assert isinstance(drawn["train.dropout"], float)
+    assert drawn["train.batch_size"] in (64, 128, 256)

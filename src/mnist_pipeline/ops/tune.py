@@ -59,8 +59,8 @@ class Dimension(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     choices: list[Any] | None = None
-    low: float | None = None
-    high: float | None = None
+    low: int | float | None = None  # int first: 0..3 stays an int range, 0.0..3.0 is a float one
+    high: int | float | None = None
     log: bool = False
 
     @model_validator(mode="after")
