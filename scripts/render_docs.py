@@ -336,11 +336,14 @@ def candidates(reports: Path) -> str:
                 cost,
             ),
             "",
-            f"Chosen on validation accuracy: **{report['chosen_on_validation']}**.",
+            f"Chosen on validation accuracy: **{report['chosen_on_validation']['name']}**: "
+            f"{report['chosen_on_validation']['reason']}.",
             "",
             f"The search (`{search['study']}`): {search['trials']} trials ({search['complete']} "
-            f"complete, {search['pruned']} pruned) on `{search['fixed']}`, {search['seconds'] / 60:.0f}"
-            " min. Its ranking against the same configurations trained again on every image:",
+            f"complete, {search['pruned']} pruned) with "
+            f"{', '.join(f'`{k}={v}`' for k, v in search['fixed'].items())}, "
+            f"{search['seconds'] / 60:.0f} min. Its ranking against the same configurations "
+            "trained again on every image:",
             "",
             table(
                 ("trial", "epochs", "search (validation, subset)", "every image (validation)"),
