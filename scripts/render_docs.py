@@ -308,7 +308,7 @@ def candidates(reports: Path) -> str:
         (r["trial"], r["epochs"], _pct(r["search_value"]), _pct(r["full_val_accuracy"]))
         for r in check["rows"]
     ]
-    search = report["search"]
+    search, budget = report["search"], report["budget_minutes"]
     return "\n".join(
         [
             table(
@@ -352,6 +352,10 @@ def candidates(reports: Path) -> str:
             "",
             f"Kendall's tau {check['kendall_tau']:+.2f} (p = {check['p_value']:.2g}); the search's "
             f"best is {'also' if check['same_best'] else 'not'} the best at full size.",
+            "",
+            "Budget, training wall time on this machine: the search "
+            f"{budget['search']} min, the ranking check {budget['ranking_check']} min, the "
+            f"candidates {budget['candidates']} min.",
             "",
             _source(report, "candidates.json"),
         ]

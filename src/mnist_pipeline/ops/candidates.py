@@ -227,10 +227,11 @@ def ranking_check(study: dict[str, Any], picks: int, root: Path) -> dict[str, An
     rows = []
     for trial in chosen:
         overrides = {**study["fixed"], **trial["params"], "preprocess.limit": None}
-        ref = run_experiment(f"{RANK_PREFIX}{study['study']}-{trial['number']}", overrides,
-                             "train", root)  # fmt: skip
+        name = f"{RANK_PREFIX}{study['study']}-{trial['number']}"
+        ref = run_experiment(name, overrides, "train", root)
         summary = _json_at(ref, "reports/train/metrics.json") or {}
         rows.append({
+            "experiment": name,
             "trial": trial["number"],
             "search_value": trial["value"],
             "full_val_accuracy": summary.get("val", {}).get("accuracy"),
@@ -330,6 +331,12 @@ def add_costs(rows: list[dict[str, Any]], refs: list[str],
         }
 
 
+def _minutes(names: list[str], runs: dict[str, dict[str, float]]) -> float | None:
+    """The experiments' summed training wall time in minutes (None when a run is missing)."""
+    seconds = [runs.get(name, {}).get("train_seconds") for name in names]
+    return None if None in seconds else round(sum(s or 0.0 for s in seconds) / 60, 1)
+
+
 def choose(rows: list[dict[str, Any]], noise: float) -> dict[str, Any]:
     """The recommended candidate, on validation accuracy only (the test set does not choose).
 
@@ -386,7 +393,6 @@ def run(trials: int, picks: int, members: int, root: Path = Path()) -> dict[str,
     if _git("status", "--porcelain", "--untracked-files=no").strip():
         raise PipelineError("uncommitted changes: commit them first (candidates run against HEAD)")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    clock = time.perf_counter()
     # Absolute, so that every experiment's temp workspace logs to this repository's store.
     os.environ["MLFLOW_TRACKING_URI"] = tracking.resolve_store(root).uri
     defaults = load_params(root / paths.PARAMS_FILE)
@@ -399,7 +405,9 @@ def run(trials: int, picks: int, members: int, root: Path = Path()) -> dict[str,
     base = Predictions.parse(Side(refs[0], refs[0]).read(PREDICTIONS_FILE))
     rows = [describe(c, ref, base, defaults.report.alpha)
             for c, ref in zip(candidates, refs, strict=True)]  # fmt: skip
-    add_costs(rows, refs, _mlflow_metrics([c.experiment for c in candidates], root))
+    names = [c.experiment for c in candidates] + [r["experiment"] for r in ranking["rows"]]
+    runs = _mlflow_metrics(names, root)
+    add_costs(rows, refs, runs)
     for candidate in candidates[1:]:
         write_report(candidates[0].experiment, candidate.experiment,
                      root / CANDIDATES_DIR / candidate.name, cost=False)  # fmt: skip
@@ -407,7 +415,12 @@ def run(trials: int, picks: int, members: int, root: Path = Path()) -> dict[str,
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
         "commit": _git("rev-parse", "HEAD").strip(),
         "started_at": started,
-        "minutes": round((time.perf_counter() - clock) / 60, 1),
+        # Training wall time (MLflow's train_seconds; a rerun reuses experiments, so not its own).
+        "budget_minutes": {
+            "search": round(sum(t["seconds"] or 0 for t in study["trials"]) / 60, 1),
+            "ranking_check": _minutes([r["experiment"] for r in ranking["rows"]], runs),
+            "candidates": _minutes([c.experiment for c in candidates], runs),
+        },
         "search": {
             "study": study["study"],
             "trials": len(study["trials"]),
