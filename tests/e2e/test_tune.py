@@ -99,3 +99,6 @@ def test_a_study_is_experiments_under_one_mlflow_run_prunes_and_resumes(
     run(mnist("tune", "--trials", "1"), repo)
     resumed = json.loads((repo / "reports/tune.json").read_text())
     assert [t["number"] for t in resumed["trials"]] == [0, 1, 2, 3]
+    # The resumed sampler draws a new point (reseeded past the study's trials), and it runs.
+    assert resumed["trials"][3]["params"] != resumed["trials"][2]["params"]
+    assert resumed["trials"][3]["state"] in ("COMPLETE", "PRUNED"), resumed["trials"][3]

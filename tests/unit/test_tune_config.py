@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,8 @@ def test_a_drawn_combination_the_params_refuse_fails_that_trial_not_the_study(
         run_study(config, tmp_path)
     study = optuna.load_study(study_name="refused", storage=f"sqlite:///{tmp_path}/optuna.db")
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]  # both tried, both recorded
+    report = json.loads((tmp_path / "reports/tune.json").read_text())
+    assert "warmup_epochs must be smaller than epochs" in report["trials"][0]["error"]
 
 
 def test_the_committed_spaces_integer_ranges_draw_integers() -> None:

@@ -181,6 +181,12 @@ class _TrialFailedError(Exception):
     """A trial whose experiment failed (recorded as FAIL; the study goes on)."""
 
 
+def _failed(trial: Any, why: str) -> _TrialFailedError:  # noqa: ANN401 - an Optuna Trial
+    """Record why the trial failed (``reports/tune.json`` shows it) and return the error."""
+    trial.set_user_attr("error", why)
+    return _TrialFailedError(f"trial {trial.number}: {why}")
+
+
 def run_study(
     config: TuneConfig,
     root: Path = Path(),
@@ -207,12 +213,18 @@ def run_study(
     # Absolute: the store's URI reaches the trials (MLflow exports it), which run in a temp dir.
     root = root.resolve()
     url = storage_url(root)
+    # A resumed study's sampler is seeded past the trials it has: the same seed again would draw
+    # the same first points again (and DVC refuses an experiment identical to an existing one).
+    try:
+        done = len(optuna.load_study(study_name=config.study, storage=url).trials)
+    except KeyError:  # a new study
+        done = 0
     study = optuna.create_study(
         study_name=config.study,
         storage=url,
         load_if_exists=True,
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=config.seed),
+        sampler=optuna.samplers.TPESampler(seed=config.seed + done),
         pruner=median_pruner(config.pruner.model_dump()),
     )
     study.set_user_attr(PRUNER_ATTR, config.pruner.model_dump())  # for the trials' processes
@@ -227,10 +239,15 @@ def run_study(
 
     def objective(trial: optuna.Trial) -> float:
         values = {**config.fixed, **suggest(trial, config.space)}
+        repeat = _same_params(study, trial)
+        if repeat is not None:  # TPE may draw a finished point again: its value, not a rerun
+            trial.set_user_attr("experiment", repeat.user_attrs.get("experiment"))
+            trial.set_user_attr("repeat_of", repeat.number)
+            return float(repeat.value)
         try:
             check_params(values, root)
         except PipelineError as err:  # a drawn combination the params model rejects: this trial
-            raise _TrialFailedError(f"trial {trial.number}: {err}") from None
+            raise _failed(trial, str(err)) from None
         name = f"{config.study}-{trial.number}"
         trial.set_user_attr("experiment", name)
         cmd = [tool("dvc"), "exp", "run", "--temp", "-n", name]
@@ -246,7 +263,7 @@ def run_study(
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 1))
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise _TrialFailedError(f"trial {trial.number}: dvc exp run failed: {tail[0][-300:]}")
+            raise _failed(trial, f"dvc exp run failed: {tail[0][-300:]}")
         # What the train stage wrote to the trial, read past this process's cache of its own
         # running trials (the cache assumes nobody else writes to them).
         written = optuna.storages.RDBStorage(url).get_trial(trial._trial_id)
@@ -271,6 +288,14 @@ def run_study(
             f"study {config.study}: no trial completed (see `dvc exp show` and {TUNE_REPORT})"
         )
     return report
+
+
+def _same_params(study: Any, trial: Any) -> Any:  # noqa: ANN401 - Optuna objects
+    """An earlier complete trial with exactly the trial's params, or None."""
+    import optuna
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return next((t for t in complete if t.params == trial.params), None)
 
 
 def _value(frozen: Any, objective: str) -> float:  # noqa: ANN401 - an Optuna FrozenTrial
@@ -328,6 +353,7 @@ def _report(study: Any, config: TuneConfig, url: str) -> dict[str, Any]:  # noqa
             "epochs_reported": len(t.intermediate_values),
             "seconds": t.user_attrs.get("seconds"),
             "experiment": t.user_attrs.get("experiment"),
+            **({"error": t.user_attrs["error"]} if "error" in t.user_attrs else {}),
         }
         for t in study.get_trials(deepcopy=False)
     ]
