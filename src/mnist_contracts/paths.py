@@ -58,7 +58,7 @@ STAGES: dict[str, StageIO] = {
     "preprocess": StageIO(deps=(RAW_FILE, FEEDBACK_DIR), outs=(PREPARED_DIR, DATA_REPORT)),
     "train": StageIO(deps=(PREPARED_DIR,), outs=(MODEL_DIR, TRAIN_PLOTS_DIR, TRAIN_METRICS)),
     "evaluate": StageIO(
-        deps=(split_file("test"), MODEL_DIR),
+        deps=(split_file("test"), MODEL_DIR, TRAIN_METRICS),  # its temperature: ECE before
         outs=(
             METRICS_FILE,
             SIZES_FILE,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from mnist_pipeline.calibration import EPSILON
 from mnist_pipeline.dataset import IMAGE_SHAPE, NUM_CLASSES
 from mnist_pipeline.params import TrainParams
 
@@ -131,3 +132,42 @@ def ensemble(members: list[keras.Model]) -> keras.Model:
     images = keras.Input(shape=IMAGE_SHAPE, dtype="uint8", name="images")
     probs = MeanOfMembers(members, name="mean_of_members")(images)
     return keras.Model(images, probs, name=f"ensemble_of_{len(members)}")
+
+
+class Temperature(layers.Layer):  # type: ignore[misc]
+    """Probabilities rescaled by a fitted temperature, ``softmax(log(p) / T)``, inside the graph.
+
+    No weights: the exported variables stay the model's, and every route, TFLite variant and
+    client gets the calibrated probabilities (:func:`mnist_pipeline.calibration.fit_temperature`).
+    """
+
+    def __init__(self, temperature: float, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.temperature = float(temperature)
+
+    def call(self, probabilities: keras.KerasTensor) -> keras.KerasTensor:
+        """The rescaled probabilities."""
+        logits = keras.ops.log(keras.ops.maximum(probabilities, EPSILON)) / self.temperature
+        return keras.ops.softmax(logits, axis=-1)
+
+    def get_config(self) -> dict[str, object]:
+        """Keras' config, with the temperature."""
+        return {**super().get_config(), "temperature": self.temperature}
+
+
+def calibrated(model: keras.Model, temperature: float) -> keras.Model:
+    """``model`` with :class:`Temperature` after its output (the same model when T is 1).
+
+    The new model reuses the layers (an ensemble keeps its members), so nothing is trained again.
+
+    Args:
+        model: A model whose output is probabilities.
+        temperature: The fitted T.
+
+    Returns:
+        The calibrated model.
+    """
+    if temperature == 1.0:
+        return model
+    probs = Temperature(temperature, name="temperature")(model.outputs[0])
+    return keras.Model(model.inputs, probs, name=f"{model.name}_calibrated")

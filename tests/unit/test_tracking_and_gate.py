@@ -103,6 +103,9 @@ def test_model_card_holds_nothing_store_specific() -> None:
     assert "Quality floor (`register.min_accuracy` 0.9900): **passed**" in card
     low = render_model_card("m", "sha256:x", {**metrics, "accuracy": 0.98}, {}, 0.99)
     assert "**not passed**" in low
+    assert "calibrated" not in low  # metrics from before calibration: no claim about it
+    calibrated = render_model_card("m", "sha256:x", {**metrics, "ece": 0.0014}, {}, 0.99)
+    assert "expected calibration error\n0.0014 on the test set" in calibrated
     record = {
         "name": "mnist-classifier",
         "version": "4",

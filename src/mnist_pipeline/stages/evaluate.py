@@ -24,7 +24,7 @@ from mnist_contracts.lite import LITE_DIR, LITE_VARIANTS, LiteModel, lite_file
 from mnist_contracts.model import read_identity
 from mnist_pipeline import robustness, saved_model, tracking
 from mnist_pipeline.atomic import write_text
-from mnist_pipeline.calibration import Reliability, reliability
+from mnist_pipeline.calibration import Reliability, reliability, with_temperature
 from mnist_pipeline.cli import run_stage
 from mnist_pipeline.compress import single_image_latency_ms
 from mnist_pipeline.dataset import NUM_CLASSES, Split, load_split
@@ -213,6 +213,17 @@ def gzip_directory_size(path: Path, exclude: Path | None = None) -> int:
     )
 
 
+LOW_CONFIDENCE = 0.9  # a bucket of the service's confidence histogram (app/metrics.py)
+
+
+def train_temperature(root: Path) -> float:
+    """The temperature the train stage fitted and put in the export (1.0: none was fitted)."""
+    summary = root / paths.TRAIN_METRICS
+    if not summary.is_file():
+        return 1.0
+    return float(json.loads(summary.read_text(encoding="utf-8")).get("temperature", 1.0))
+
+
 def main(root: Path = Path()) -> None:
     """Score the exported model on the test split and write metrics and plots.
 
@@ -231,6 +242,18 @@ def main(root: Path = Path()) -> None:
     predict = saved_model.load(model_dir, params.evaluate.batch_size)
     probs = predict(test.x)
     metrics: dict[str, Any] = {"test": score(test.y, probs)}
+    # The export serves calibrated probabilities; ECE before is the raw model's, T undone.
+    temperature = train_temperature(root)
+    raw = with_temperature(probs, 1 / temperature)
+    before = reliability(raw.max(axis=1), raw.argmax(axis=1) == test.y)
+    metrics["calibration"] = {
+        "temperature": temperature,
+        "ece_before": round(before.ece, _DIGITS),
+        "ece_after": metrics["test"]["ece"],
+        # In-distribution share of answers at most LOW_CONFIDENCE sure: the MnistLowConfidence
+        # alert's threshold is set well above it (monitoring/alerts.yml).
+        "low_confidence_share": round(float((probs.max(axis=1) <= LOW_CONFIDENCE).mean()), _DIGITS),
+    }
     each = saved_model.load_members(model_dir, params.evaluate.batch_size)
     if each is not None:  # an ensemble (train.ensemble > 1): every member's accuracy too
         metrics["members"] = {

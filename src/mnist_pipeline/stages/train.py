@@ -20,10 +20,11 @@ from mnist_contracts.model import params_digest, read_identity
 from mnist_pipeline import cluster as clusters
 from mnist_pipeline import distributed, tracking, tune_trial
 from mnist_pipeline.augmentation import random_shift
+from mnist_pipeline.calibration import fit_temperature
 from mnist_pipeline.cli import run_stage
 from mnist_pipeline.dataset import NUM_CLASSES, Split, load_split
 from mnist_pipeline.epoch_metrics import DvcLiveSink, EpochMetrics, EpochSink
-from mnist_pipeline.models import build_model, ensemble
+from mnist_pipeline.models import build_model, calibrated, ensemble
 from mnist_pipeline.params import Params, TrainParams, flatten, load_params
 from mnist_pipeline.pruning import MagnitudePruning
 from mnist_pipeline.saved_model import export
@@ -263,13 +264,16 @@ def cross_validate(
     return summarise(accuracies)
 
 
+def val_probabilities(model: keras.Model, val: Split) -> np.ndarray:
+    """The model's probabilities on the validation split, ``[N, 10]``."""
+    return np.concatenate([
+        model(val.x[i : i + 1000], training=False).numpy() for i in range(0, len(val), 1000)
+    ])  # fmt: skip
+
+
 def val_accuracy(model: keras.Model, val: Split) -> float:
     """The model's accuracy on the validation split (for an ensemble member's record)."""
-    predicted = [
-        model(val.x[i : i + 1000], training=False).numpy().argmax(axis=1)
-        for i in range(0, len(val), 1000)
-    ]
-    return round(float((np.concatenate(predicted) == val.y).mean()), 6)
+    return round(float((val_probabilities(model, val).argmax(axis=1) == val.y).mean()), 6)
 
 
 def model_params_digest(params: Params, workers: int | None = None) -> str:
@@ -374,6 +378,11 @@ def main(root: Path = Path(), distribution: str | None = None) -> None:
                               for k, m in enumerate(members)}  # fmt: skip
                 tracking.log_metrics(accuracies)
                 model = ensemble(members)
+            # Calibrated on the validation split, after averaging: the export serves the result.
+            temperature = fit_temperature(val_probabilities(model, val), val.y)
+            live.summary["temperature"] = temperature
+            tracking.log_metrics({"temperature": temperature})
+            model = calibrated(model, temperature)
             export(model, model_dir, model_params_digest(params, workers))  # with TFLite variants
             tracking.tag_model(read_identity(model_dir).digest)
             # The folds after the export: TensorFlow numbers the functions it traces in order,
