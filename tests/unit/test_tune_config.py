@@ -91,3 +91,24 @@ def test_the_committed_spaces_integer_ranges_draw_integers() -> None:
     assert isinstance(drawn["train.augment.max_shift"], int)
     assert isinstance(drawn["train.dropout"], float)
     assert drawn["train.batch_size"] in (64, 128, 256)
+
+
+def test_a_point_drawn_again_is_found_among_the_finished_trials() -> None:
+    import optuna
+
+    from mnist_pipeline.ops.tune import _same_params
+
+    study = optuna.create_study(direction="maximize")
+    for x in (1, 2):
+        study.enqueue_trial({"x": x})
+        trial = study.ask()
+        trial.suggest_int("x", 0, 3)
+        study.tell(trial, 0.5 + x)
+    study.enqueue_trial({"x": 2})
+    again = study.ask()
+    again.suggest_int("x", 0, 3)
+    assert _same_params(study, again).number == 1  # its value is reused, no experiment is run
+    study.enqueue_trial({"x": 3})
+    new = study.ask()
+    new.suggest_int("x", 0, 3)
+    assert _same_params(study, new) is None

@@ -229,7 +229,7 @@ def ranking_check(study: dict[str, Any], picks: int, root: Path) -> dict[str, An
         overrides = {**study["fixed"], **trial["params"], "preprocess.limit": None}
         name = f"{RANK_PREFIX}{study['study']}-{trial['number']}"
         ref = run_experiment(name, overrides, "train", root)
-        summary = _json_at(ref, "reports/train/metrics.json") or {}
+        summary = _json_at(ref, str(paths.TRAIN_METRICS)) or {}
         rows.append({
             "experiment": name,
             "trial": trial["number"],
@@ -266,7 +266,7 @@ def describe(candidate: Candidate, ref: str, base: Predictions | None,
              alpha: float) -> dict[str, Any]:  # fmt: skip
     """A candidate's row from its experiment's committed outputs (no training, no scoring)."""
     metrics = _json_at(ref, str(paths.METRICS_FILE)) or {}
-    summary = _json_at(ref, "reports/train/metrics.json") or {}
+    summary = _json_at(ref, str(paths.TRAIN_METRICS)) or {}
     shifts = (_json_at(ref, str(paths.ROBUSTNESS_FILE)) or {}).get("robustness", {})
     shifted = [v["accuracy"] for k, v in shifts.items() if k != "identity"]
     row: dict[str, Any] = {

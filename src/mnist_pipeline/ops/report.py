@@ -323,7 +323,7 @@ def noise_section(base: Side, new: Side, change: float) -> tuple[str, list[str]]
 
 def cv_spread(side: Side) -> tuple[float, float, int] | None:
     """``(mean, std, folds)`` from the side's ``reports/train/metrics.json`` (train.cv_folds)."""
-    text = side.read(str(paths.TRAIN_LIVE_DIR / "metrics.json"))
+    text = side.read(str(paths.TRAIN_METRICS))
     if text is None:
         return None
     try:

@@ -216,15 +216,15 @@ def run_study(
     # A resumed study's sampler is seeded past the trials it has: the same seed again would draw
     # the same first points again (and DVC refuses an experiment identical to an existing one).
     try:
-        done = len(optuna.load_study(study_name=config.study, storage=url).trials)
+        existing = len(optuna.load_study(study_name=config.study, storage=url).trials)
     except KeyError:  # a new study
-        done = 0
+        existing = 0
     study = optuna.create_study(
         study_name=config.study,
         storage=url,
         load_if_exists=True,
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=config.seed + done),
+        sampler=optuna.samplers.TPESampler(seed=config.seed + existing),
         pruner=median_pruner(config.pruner.model_dump()),
     )
     study.set_user_attr(PRUNER_ATTR, config.pruner.model_dump())  # for the trials' processes
