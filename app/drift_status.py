@@ -81,6 +81,10 @@ class DriftStatus:
                 m.live_accuracy.set(math.nan if accuracy is None else float(accuracy))
                 m.live_labelled.set(int(live["labelled"]))
                 m.live_accuracy_min.set(float(live["min_accuracy"]))
+            estimated = report.get("estimated")
+            if estimated is not None:
+                for bound, key in (("expected", "accuracy"), ("low", "low"), ("high", "high")):
+                    m.estimated_accuracy.labels(bound=bound).set(float(estimated[key]))
             m.drift_checked.set(mtime)
             self._mtime, self._last = mtime, text
         except FileNotFoundError:

@@ -116,6 +116,15 @@ class ServiceMetrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        # Without labels: the mean calibrated confidence of the window, and its interval.
+        self.estimated_accuracy = Gauge(
+            "mnist_estimated_accuracy",
+            "Accuracy of the latest monitor window estimated from calibrated confidence (bound: "
+            "expected, low or high end of the 95% interval)",
+            ["bound"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
         self.live_accuracy_min = Gauge(
             "mnist_live_accuracy_min",
             "The alert threshold of mnist_live_accuracy (params.yaml monitor.min_live_accuracy)",

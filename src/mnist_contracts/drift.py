@@ -33,3 +33,5 @@ class DriftReport(TypedDict):
     sample_sizes: dict[str, int]
     generated_at: str
     live: NotRequired[LiveQuality]
+    # Accuracy estimated from the calibrated confidences, without labels (performance.py).
+    estimated: NotRequired[dict[str, float | int]]

@@ -258,4 +258,9 @@ def test_the_stream_gives_the_logs_verdict_live_accuracy_and_every_replicas_gaug
     assert f"mnist_live_accuracy {right / 200}" in text
     assert "mnist_live_labelled 200.0" in text
     assert "mnist_live_accuracy_min 0.97" in text
+    # ... and the accuracy estimated without labels, inside its own interval.
+    estimated = stream_report["estimated"]
+    assert estimated["count"] >= stream_report["sample_sizes"]["current"]
+    assert estimated["low"] <= estimated["accuracy"] <= estimated["high"]
+    assert f'mnist_estimated_accuracy{{bound="expected"}} {estimated["accuracy"]}' in text
     assert "mnist_drift_detected 0.0" in text

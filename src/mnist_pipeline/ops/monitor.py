@@ -43,6 +43,7 @@ from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.drift_features import FEATURES, OUTPUTS, drift_frame
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import PARAMS_FILE, MonitorParams, load_params
+from mnist_pipeline.performance import estimate_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +266,8 @@ def check(args: CheckOptions) -> int:
     }
     live, classification = live_quality(current.window, params)
     result["live"] = live
+    estimate = estimate_accuracy(current.window.confidence)  # every event, labelled or not
+    result["estimated"] = estimate.as_dict()
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out / "drift.html") as tmp:
         snapshot.save_html(str(tmp))
@@ -285,6 +288,10 @@ def check(args: CheckOptions) -> int:
     print(
         f"{result['verdict']}: {len(drifted)} of {len(summary['columns'])} columns drifted"
         f"{named}; {n} live vs {len(reference)} reference; report {args.out / 'drift.html'}"
+    )
+    print(
+        f"estimated accuracy {estimate.accuracy:.4f} (95% interval {estimate.low:.4f}-"
+        f"{estimate.high:.4f}) from the calibrated confidence of {estimate.count} predictions"
     )
     if live["accuracy"] is not None:
         flag = " BELOW monitor.min_live_accuracy" if live["below_min"] else ""
