@@ -81,6 +81,9 @@ class DriftStatus:
                 m.live_accuracy.set(math.nan if accuracy is None else float(accuracy))
                 m.live_labelled.set(int(live["labelled"]))
                 m.live_accuracy_min.set(float(live["min_accuracy"]))
+            severity = report.get("severity")
+            if severity is not None:
+                m.monitor_severity.set(int(severity["code"]))
             estimated = report.get("estimated")
             if estimated is not None:
                 for bound, key in (("expected", "accuracy"), ("low", "low"), ("high", "high")):

@@ -125,6 +125,13 @@ class ServiceMetrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        self.monitor_severity = Gauge(
+            "mnist_monitor_severity",
+            "The latest monitor window graded by harm: 0 none, 1 ticket (drift, no estimated "
+            "harm), 2 page (accuracy, live or estimated, too low)",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
         self.live_accuracy_min = Gauge(
             "mnist_live_accuracy_min",
             "The alert threshold of mnist_live_accuracy (params.yaml monitor.min_live_accuracy)",

@@ -19,6 +19,19 @@ class LiveQuality(TypedDict):
     below_min: bool
 
 
+# How bad the window is, by harm: drift alone is a ticket, a model that is (or is estimated to
+# be) wrong too often is a page. The gauge mnist_monitor_severity carries the code.
+SEVERITY_CODES = {"none": 0, "ticket": 1, "page": 2}
+
+
+class Severity(TypedDict):
+    """The monitor's grade of the window: ``level`` (none, ticket, page), its code, and why."""
+
+    level: str
+    code: int
+    reason: str
+
+
 class DriftReport(TypedDict):
     """The keys of ``drift.json``."""
 
@@ -35,3 +48,4 @@ class DriftReport(TypedDict):
     live: NotRequired[LiveQuality]
     # Accuracy estimated from the calibrated confidences, without labels (performance.py).
     estimated: NotRequired[dict[str, float | int]]
+    severity: NotRequired[Severity]

@@ -250,6 +250,10 @@ class MonitorParams(_Section):
         default=0.97, ge=0, le=1, description="alert when live accuracy on labels falls below"
     )
     min_labels: int = Field(default=50, gt=0, description="fewer labelled events: no accuracy")
+    harm_margin: float = Field(
+        default=0.01, gt=0, lt=1,
+        description="drift pages when the estimated accuracy is this far below the reference's",
+    )  # fmt: skip
 
 
 class Params(_Section):

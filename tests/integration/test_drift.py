@@ -263,4 +263,7 @@ def test_the_stream_gives_the_logs_verdict_live_accuracy_and_every_replicas_gaug
     assert estimated["count"] >= stream_report["sample_sizes"]["current"]
     assert estimated["low"] <= estimated["accuracy"] <= estimated["high"]
     assert f'mnist_estimated_accuracy{{bound="expected"}} {estimated["accuracy"]}' in text
+    severity = stream_report["severity"]  # graded by harm; the gauge carries its code
+    assert severity == log_report["severity"]
+    assert f"mnist_monitor_severity {float(severity['code'])}" in text
     assert "mnist_drift_detected 0.0" in text

@@ -27,7 +27,7 @@ def test_alert_rules_and_scrape_config_are_valid() -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "SUCCESS: 6 rules found" in rules.stdout
+    assert "SUCCESS: 8 rules found" in rules.stdout
     config = subprocess.run(
         [PROMTOOL, "check", "config", str(monitoring / "prometheus.yml")],
         capture_output=True, text=True, check=False,

@@ -30,11 +30,13 @@ from mnist_contracts.drift import (
     DRIFT,
     ERROR,
     NO_DRIFT,
+    SEVERITY_CODES,
     TOO_FEW,
     VERDICT_DRIFT,
     VERDICT_NO_DRIFT,
     DriftReport,
     LiveQuality,
+    Severity,
 )
 from mnist_contracts.event_store import DEFAULT_PREFIX, EventSource, LogError, Window, open_events
 from mnist_contracts.event_store.redis_stream import RedisEvents
@@ -43,7 +45,7 @@ from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.drift_features import FEATURES, OUTPUTS, drift_frame
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import PARAMS_FILE, MonitorParams, load_params
-from mnist_pipeline.performance import estimate_accuracy
+from mnist_pipeline.performance import Estimate, estimate_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +159,48 @@ def live_quality(
     return quality, snapshot
 
 
+def grade(
+    drift: bool,
+    live: LiveQuality,
+    estimate: Estimate,
+    reference_accuracy: float,
+    params: MonitorParams,
+) -> Severity:
+    """The window's severity by harm, not by drift alone.
+
+    ``page``: the model is wrong too often: live accuracy (enough labels) or the estimated
+    accuracy is below ``monitor.min_live_accuracy``, or input drift comes with an estimated
+    accuracy more than ``monitor.harm_margin`` below the reference's. ``ticket``: input drift
+    with no estimated harm (a new population of writers the model reads as well). ``none``.
+
+    Args:
+        drift: The drift verdict.
+        live: Accuracy on the window's labelled events.
+        estimate: Accuracy estimated from the calibrated confidences.
+        reference_accuracy: The estimate on the reference (validation images).
+        params: The monitor's params.
+
+    Returns:
+        Level, code and a one-line reason.
+    """
+    floor = params.min_live_accuracy
+    drop = reference_accuracy - estimate.accuracy
+    seen = f"estimated accuracy {estimate.accuracy:.4f} (reference {reference_accuracy:.4f})"
+    if live["accuracy"] is not None and live["below_min"]:
+        labelled = f"live accuracy {live['accuracy']:.4f} on {live['labelled']} labelled events"
+        level, why = "page", f"{labelled} is below monitor.min_live_accuracy {floor}"
+    elif estimate.accuracy < floor:
+        level, why = "page", f"{seen} is below monitor.min_live_accuracy {floor}"
+    elif drift and drop > params.harm_margin:
+        level, why = "page", (f"input drift, and the {seen} fell by more than "
+                              f"monitor.harm_margin {params.harm_margin}")  # fmt: skip
+    elif drift:
+        level, why = "ticket", f"input drift with no estimated harm: {seen}"
+    else:
+        level, why = "none", f"no drift; {seen}"
+    return {"level": level, "code": SEVERITY_CODES[level], "reason": why}
+
+
 def run_report(current: pd.DataFrame, reference: pd.DataFrame, params: MonitorParams) -> Any:  # noqa: ANN401 - Evidently's Snapshot
     """The Evidently data-drift report, current first (Evidently 0.7's order)."""
     from evidently import DataDefinition, Dataset, Report
@@ -267,7 +311,9 @@ def check(args: CheckOptions) -> int:
     live, classification = live_quality(current.window, params)
     result["live"] = live
     estimate = estimate_accuracy(current.window.confidence)  # every event, labelled or not
-    result["estimated"] = estimate.as_dict()
+    expected = float(reference["confidence"].mean())  # the same estimate on validation images
+    result["estimated"] = {**estimate.as_dict(), "reference_accuracy": round(expected, 6)}
+    result["severity"] = grade(bool(summary["drift"]), live, estimate, expected, params)
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out / "drift.html") as tmp:
         snapshot.save_html(str(tmp))
@@ -293,6 +339,7 @@ def check(args: CheckOptions) -> int:
         f"estimated accuracy {estimate.accuracy:.4f} (95% interval {estimate.low:.4f}-"
         f"{estimate.high:.4f}) from the calibrated confidence of {estimate.count} predictions"
     )
+    print(f"severity {result['severity']['level']}: {result['severity']['reason']}")
     if live["accuracy"] is not None:
         flag = " BELOW monitor.min_live_accuracy" if live["below_min"] else ""
         print(f"live accuracy {live['accuracy']:.4f} on {live['labelled']} labelled events{flag}")
