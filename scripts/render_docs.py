@@ -159,13 +159,25 @@ def pipeline(reports: Path) -> str:
 
 
 def drift(reports: Path) -> str:
-    """How often the monitor says drift, per kind of traffic."""
+    """Per kind of traffic: drift, true and estimated accuracy, and how often it would page."""
     r = _load(reports, "drift_detection.json")
-    headers = (f"traffic ({r['window']} images, {r['samples_per_kind']} seeded samples)",
-               "said drift", "columns named most")  # fmt: skip
-    rows = [(kind, f"{100 * result['detection_rate']:.0f}%", ", ".join(result["most_named"]))
-            for kind, result in r["results"].items()]  # fmt: skip
-    return "\n".join([table(headers, rows), "", "From `reports/drift_detection.json`."])
+    headers = (f"traffic ({r['window']} images, {r['samples_per_kind']} seeded windows)",
+               "harm", "said drift", "true accuracy", "estimated", "interval covered",
+               "page", "ticket", "columns named most")  # fmt: skip
+    rows = [
+        (kind, "harmful" if v["harmful"] else "benign", f"{100 * v['detection_rate']:.0f}%",
+         _pct(v["true_accuracy"]), _pct(v["estimated_accuracy"]),
+         f"{100 * v['interval_coverage']:.0f}%", f"{100 * v['page_rate']:.0f}%",
+         f"{100 * v['ticket_rate']:.0f}%", ", ".join(v["most_named"][:3]))
+        for kind, v in r["results"].items()
+    ]  # fmt: skip
+    return "\n".join([
+        table(headers, rows),
+        "",
+        f"Harmful: true accuracy below `monitor.min_live_accuracy` ({r['min_live_accuracy']}); the "
+        f"reference's estimated accuracy is {_pct(r['reference_estimated_accuracy'])}; page and "
+        "ticket are the monitor's grade without labels. From `reports/drift_detection.json`.",
+    ])  # fmt: skip
 
 
 def compression(reports: Path) -> str:
