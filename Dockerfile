@@ -61,7 +61,7 @@ COPY --chown=root:root src/mnist_contracts/ /srv/mnist_contracts/
 # what they run only when they run; tests/unit/test_deployment_gates.py checks the list).
 COPY --chown=root:root src/mnist_pipeline/__init__.py src/mnist_pipeline/atomic.py \
      src/mnist_pipeline/cli.py src/mnist_pipeline/drift_features.py src/mnist_pipeline/errors.py \
-     src/mnist_pipeline/params.py \
+     src/mnist_pipeline/params.py src/mnist_pipeline/performance.py \
      /srv/mnist_pipeline/
 COPY --chown=root:root src/mnist_pipeline/commands/ /srv/mnist_pipeline/commands/
 COPY --chown=root:root src/mnist_pipeline/ops/__init__.py src/mnist_pipeline/ops/monitor.py \

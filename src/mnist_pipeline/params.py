@@ -251,7 +251,7 @@ class MonitorParams(_Section):
     )
     min_labels: int = Field(default=50, gt=0, description="fewer labelled events: no accuracy")
     harm_margin: float = Field(
-        default=0.01, gt=0, lt=1,
+        default=0.02, gt=0, lt=1,
         description="drift pages when the estimated accuracy is this far below the reference's",
     )  # fmt: skip
 

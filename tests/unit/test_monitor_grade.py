@@ -9,7 +9,7 @@ from mnist_pipeline.ops.monitor import grade
 from mnist_pipeline.params import MonitorParams
 from mnist_pipeline.performance import Estimate
 
-PARAMS = MonitorParams(min_live_accuracy=0.97, harm_margin=0.01)
+PARAMS = MonitorParams(min_live_accuracy=0.97, harm_margin=0.02)
 REFERENCE = 0.993
 
 
@@ -31,8 +31,10 @@ def estimated(accuracy: float) -> Estimate:
         (False, None, 0.992, "none", "no drift"),
         # A new population of writers: drift, read as well as the reference.
         (True, None, 0.990, "ticket", "no estimated harm"),
-        # Drift that costs accuracy beyond the margin pages before the floor is reached.
-        (True, None, 0.978, "page", "fell by more than monitor.harm_margin"),
+        # Drift that costs accuracy beyond the margin pages before the floor is reached ...
+        (True, None, 0.972, "page", "fell by more than monitor.harm_margin"),
+        # ... and within it, is a ticket (thickened strokes: 1.5 points, true accuracy 97.2%).
+        (True, None, 0.978, "ticket", "no estimated harm"),
         # Below the floor pages even without drift ...
         (False, None, 0.95, "page", "below monitor.min_live_accuracy"),
         # ... and labels, when enough came back, outrank the estimate (optimistic under shift).

@@ -195,7 +195,7 @@ def grade(
         level, why = "page", (f"input drift, and the {seen} fell by more than "
                               f"monitor.harm_margin {params.harm_margin}")  # fmt: skip
     elif drift:
-        level, why = "ticket", f"input drift with no estimated harm: {seen}"
+        level, why = "ticket", f"input drift with no estimated harm beyond the margin: {seen}"
     else:
         level, why = "none", f"no drift; {seen}"
     return {"level": level, "code": SEVERITY_CODES[level], "reason": why}
