@@ -8,6 +8,7 @@ counters never go backwards between scrapes that hit different workers.
 from __future__ import annotations
 
 import collections
+import math
 import os
 from typing import Any
 
@@ -138,6 +139,11 @@ class ServiceMetrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        # Unknown until a report says (NaN compares false): at 0, a replica or worker that has
+        # not read the report yet read as "accuracy 0", which beside another's threshold paged
+        # MnistLiveAccuracyLow (seen in tests/integration/test_alert_routing.py).
+        self.live_accuracy.set(math.nan)
+        self.live_accuracy_min.set(math.nan)
 
         self.drift_detected = Gauge(
             "mnist_drift_detected",

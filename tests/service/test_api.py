@@ -19,7 +19,7 @@ from app import create_app, lifecycle
 from app.serving_model import load_model
 from app.settings import Settings
 from mnist_contracts.image_input import image_to_mnist
-from tests.support.serving import Serve
+from tests.support.serving import Serve, started
 from tests.support.waiting import wait_until
 
 ZEROS = [[0] * 28 for _ in range(28)]
@@ -330,6 +330,17 @@ def test_metrics_count_predictions_by_class(client: FlaskClient) -> None:
         'flask_http_request_duration_seconds_count{method="POST",status="200",url_rule="/predict"}'
         in text
     )
+
+
+def test_live_accuracy_is_unknown_until_a_report_says(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Not 0: a replica that has not read the monitor's report yet must not read as "accuracy 0"
+    beside another replica's threshold, which pages MnistLiveAccuracyLow."""
+    with started(make_settings(drift_report=tmp_path / "no-report.json")) as app:
+        text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert "mnist_live_accuracy NaN" in text
+    assert "mnist_live_accuracy_min NaN" in text
 
 
 def test_openapi_document_and_swagger_ui(client: FlaskClient) -> None:
