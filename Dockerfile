@@ -67,6 +67,9 @@ COPY --chown=root:root src/mnist_pipeline/commands/ /srv/mnist_pipeline/commands
 COPY --chown=root:root src/mnist_pipeline/ops/__init__.py src/mnist_pipeline/ops/monitor.py \
      /srv/mnist_pipeline/ops/
 COPY --chown=root:root params.yaml /srv/params.yaml
+# The alert receiver of monitoring/alertmanager.yml (standard library only), run beside
+# Alertmanager by compose and Kubernetes: `python /srv/alert_log.py --port 9095`.
+COPY --chown=root:root monitoring/alert_log.py /srv/alert_log.py
 USER 1000
 # Exit 0 no drift, 1 drift, 2 error, 3 too few predictions; `--every 300` runs it on a schedule;
 # a later --events (a redis:// URL) replaces the embedded log's path.

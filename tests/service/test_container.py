@@ -219,3 +219,37 @@ def logs(name: str) -> str:
         ["docker", "logs", "--tail", "60", name], capture_output=True, text=True, check=False
     )
     return result.stdout + result.stderr
+
+
+def test_the_monitor_image_runs_the_alert_receiver(image: str) -> None:
+    """alertmanager.yml's webhook receiver as compose and Kubernetes run it: from the monitor
+    image, one JSON line per alert, and a stop that is prompt and clean (it is PID 1)."""
+    port = free_port()
+    name = f"mnist-alert-log-{port}"
+    docker(
+        "run", "-d", "--name", name, "--read-only", "--network", "host",
+        "--entrypoint", "python", MONITOR_IMAGE, "/srv/alert_log.py", "--port", str(port),
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: requests.get(url, timeout=2).ok, 60, interval=0.5,
+                   what="the alert receiver", alive=lambda: running(name))  # fmt: skip
+        body = {"receiver": "page", "status": "firing", "alerts": [{
+            "status": "firing", "labels": {"alertname": "MnistModelHarmful", "severity": "page"},
+            "annotations": {"summary": "s", "runbook_url": "docs/runbooks/model-harmful.md"},
+            "startsAt": "2026-12-04T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z"}]}  # fmt: skip
+        assert requests.post(f"{url}/page", json=body, timeout=10).status_code == 200
+        refused = requests.post(f"{url}/page", data=b"not json", timeout=10)
+        assert refused.status_code == 400
+        stopping = time.monotonic()
+        docker("stop", name, timeout=60)
+        assert time.monotonic() - stopping < 5  # SIGTERM ends it; no 10 s wait for a kill
+        assert docker("inspect", "-f", "{{.State.ExitCode}}", name) == "0"
+        out = subprocess.run(["docker", "logs", name], capture_output=True, text=True, check=True)
+        (line,) = out.stdout.splitlines()
+        record = json.loads(line)
+        assert (record["route"], record["alertname"], record["status"]) == (
+            "page", "MnistModelHarmful", "firing")  # fmt: skip
+        assert record["runbook_url"] == "docs/runbooks/model-harmful.md"
+    finally:
+        docker("rm", "-f", name, check=False)
