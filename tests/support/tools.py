@@ -1,8 +1,8 @@
 """What a marked test needs from the machine, and what happens when it is missing.
 
-A test marked ``docker``, ``browser``, ``spark``, ``redis`` or ``postgres`` (or one that calls
-:func:`require`) needs a tool this module can look for. Locally a missing tool skips the test with
-the reason; with ``CI=true`` it fails the test, so a green CI always means the whole suite ran.
+A test marked ``docker``, ``browser``, ``spark``, ``redis``, ``postgres`` or ``alerting`` (or one
+that calls :func:`require`) needs a tool this module can look for. Locally a missing tool skips
+the test with the reason; with ``CI=true`` it fails it, so a green CI means the whole suite ran.
 """
 
 from __future__ import annotations
@@ -69,6 +69,14 @@ def _postgres() -> str | None:
     return "no PostgreSQL server binaries (initdb); .ci/run installs postgresql"
 
 
+def _alerting() -> str | None:
+    for command, package in (("prometheus", "prometheus"),
+                             ("prometheus-alertmanager", "prometheus-alertmanager")):  # fmt: skip
+        if shutil.which(command) is None:
+            return f"no {command} on PATH (.ci/run installs {package})"
+    return None
+
+
 # Mark (or tool) name -> the check; a check returns why the tool is missing, or None.
 CHECKS: dict[str, Callable[[], str | None]] = {
     "docker": _docker,
@@ -77,6 +85,8 @@ CHECKS: dict[str, Callable[[], str | None]] = {
     "redis": _which("redis-server", ".ci/run installs redis-server"),
     "postgres": _postgres,
     "promtool": _which("promtool", ".ci/run installs prometheus"),
+    "amtool": _which("amtool", ".ci/run installs prometheus-alertmanager"),
+    "alerting": _alerting,
 }
 
 
