@@ -14,7 +14,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock upgrade clean mlflow-ui serve bench-serving report bench monitor experiments candidates docs remote push pull bench-remote image bench-image bench-durability seeds tune shadow collect screenshot setup-spark train-distributed bench-distributed bench-score bench-tests test-tier
+.PHONY: help setup repro test test-fast lint format typecheck lock upgrade clean mlflow-ui serve bench-serving report bench monitor experiments candidates docs remote push pull bench-remote image bench-image bench-durability seeds tune shadow collect screenshot setup-spark train-distributed bench-distributed bench-score bench-tests test-tier stack stack-down
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -121,6 +121,7 @@ BAKE_MODEL ?= $(if $(wildcard models/mnist/saved_model.pb),true,false)
 image: setup  ## Build the service, slim (LiteRT) and monitor images (model baked in when models/mnist exists).
 	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d docker/wheels \
 	  -r requirements-serve.lock -r requirements-slim.lock -r requirements-monitor.lock \
+	  -r requirements-mlflow.lock \
 	  "$$(grep -E '^uv==' requirements.lock)" 2> >(grep -v "is ignored" >&2)
 	# The classic builder builds every stage before the target: both builds get the same args.
 	base=$$(bash docker/base-image.sh) && \
@@ -128,6 +129,13 @@ image: setup  ## Build the service, slim (LiteRT) and monitor images (model bake
 	DOCKER_BUILDKIT=0 docker build --quiet $$args -t $(IMAGE) . && \
 	DOCKER_BUILDKIT=0 docker build --quiet $$args --target monitor -t $(MONITOR_IMAGE) . && \
 	DOCKER_BUILDKIT=0 docker build --quiet $$args --target slim -t $(SLIM_IMAGE) .
+
+stack: setup  ## The whole system in Docker: .env, images, MLflow, the pipeline against it, api, monitor, alerts.
+	bash docker/stack.sh up
+
+V ?=
+stack-down:  ## Stop and remove what make stack started; V=1 drops its volumes too (compose down -v).
+	bash docker/stack.sh down $(if $(V),-v)
 
 screenshot: setup  ## The draw-a-digit page with a digit drawn, for the README (needs Chromium, a trained model).
 	$(BIN)/python scripts/screenshot_page.py
@@ -183,8 +191,8 @@ bench-tests: setup  ## Time the suite's tiers (a cold CI run is measured by .ci/
 # An existing lock's pins are kept unless a package is named for upgrade.
 LOCK = $(BIN)/uv pip compile --quiet --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
   --custom-compile-command "make lock"
-SUBLOCKS = serve slim monitor spark
-lock: $(BIN)/uv  ## Re-resolve all five locks after a change to pyproject.toml or a requirements-*.in (pins kept).
+SUBLOCKS = serve slim monitor spark mlflow
+lock: $(BIN)/uv  ## Re-resolve all six locks after a change to pyproject.toml or a requirements-*.in (pins kept).
 	$(LOCK) $(UPGRADE) pyproject.toml --extra dev -o requirements.lock
 	for part in $(SUBLOCKS); do \
 	  $(LOCK) requirements-$$part.in -c requirements.lock -o requirements-$$part.lock || exit 1; \

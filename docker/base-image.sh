@@ -9,22 +9,17 @@ set -euo pipefail
 LOCAL_TAG=local/python:3.11-bookworm
 OFFICIAL=python:3.11.7-slim-bookworm
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
-}
+# shellcheck source=docker/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 if docker image inspect "$LOCAL_TAG" >/dev/null 2>&1; then
   echo "$LOCAL_TAG"; exit 0
 fi
-if docker image inspect "$OFFICIAL" >/dev/null 2>&1 \
-  || timeout 120 docker pull -q "$OFFICIAL" >/dev/null 2>&1; then
+if image_available "$OFFICIAL"; then
   echo "$OFFICIAL"; exit 0
 fi
 
-# The Debian mirror apt already uses (no registry, but the package mirror is reachable).
-mirror=$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-  | grep -oE 'https?://[^ ]+' | head -n1 || true)
-mirror=${mirror:-http://deb.debian.org/debian}
+mirror=$(debian_mirror)
 rootfs=$(mktemp -d /tmp/python-rootfs.XXXXXX)
 trap 'as_root rm -rf "$rootfs"' EXIT
 echo "base-image: debootstrap bookworm from $mirror (once per machine)" >&2

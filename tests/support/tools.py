@@ -86,6 +86,7 @@ CHECKS: dict[str, Callable[[], str | None]] = {
     "postgres": _postgres,
     "promtool": _which("promtool", ".ci/run installs prometheus"),
     "amtool": _which("amtool", ".ci/run installs prometheus-alertmanager"),
+    "docker-compose": _which("docker-compose", ".ci/run installs Debian's docker-compose"),
     "alerting": _alerting,
 }
 

@@ -64,6 +64,16 @@ OTHER_READERS = {
     "MINIO_ROOT_USER": "docker compose",
     "MINIO_ROOT_PASSWORD": "docker compose",  # pragma: allowlist secret
     "GRAFANA_ADMIN_PASSWORD": "docker compose",  # pragma: allowlist secret
+    "COMPOSE_PROJECT_NAME": "docker compose",
+    "COMPOSE_PROFILES": "docker compose itself (the services' profiles)",
+    "PYTHON_IMAGE": "docker compose",
+    "POSTGRES_IMAGE": "docker compose",
+    "MINIO_IMAGE": "docker compose",
+    "REDIS_IMAGE": "docker compose",
+    "PROMETHEUS_IMAGE": "docker compose",
+    "ALERTMANAGER_IMAGE": "docker compose",
+    "GRAFANA_IMAGE": "docker compose",
+    "MONITOR_EVERY_S": "docker compose",
 }
 
 
