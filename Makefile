@@ -170,7 +170,7 @@ setup-spark: $(SPARK_STAMP)  ## The optional Spark extra (mnist score --engine s
 # Two workers: much of the suite waits on subprocesses and servers, so one core's wait is the
 # other's work. Tests that share a heavy fixture are one xdist_group and stay on one worker.
 WORKERS_TEST ?= 2
-HEAVY_MARKS := slow or docker or browser or spark or redis or postgres or s3 or alerting
+HEAVY_MARKS := slow or docker or browser or spark or redis or postgres or s3 or alerting or stack
 test: lint typecheck $(SPARK_STAMP)  ## Lint, types, and the whole test suite with coverage of src/.
 	$(BIN)/python -m pytest -n $(WORKERS_TEST) --dist loadgroup --durations=25 \
 	  --cov --cov-report=term --cov-report=xml:reports/coverage.xml

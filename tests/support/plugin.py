@@ -17,7 +17,7 @@ import pytest
 from tests.support.tools import CHECKS, SKIP_PREFIX, require
 
 # Marks that need something beyond Python and a few seconds; `make test-fast` deselects them all.
-HEAVY_MARKS = ("slow", "docker", "browser", "spark", "redis", "postgres", "s3", "alerting")
+HEAVY_MARKS = ("slow", "docker", "browser", "spark", "redis", "postgres", "s3", "alerting", "stack")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -77,6 +77,15 @@ def _alerting() -> str | None:
     return None
 
 
+def _stack() -> str | None:
+    if (reason := _docker()) is not None:
+        return reason
+    v2 = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    if v2.returncode != 0 and shutil.which("docker-compose") is None:
+        return "no docker compose (v2) nor docker-compose (.ci/run installs Debian's 1.29)"
+    return None
+
+
 # Mark (or tool) name -> the check; a check returns why the tool is missing, or None.
 CHECKS: dict[str, Callable[[], str | None]] = {
     "docker": _docker,
@@ -88,6 +97,7 @@ CHECKS: dict[str, Callable[[], str | None]] = {
     "amtool": _which("amtool", ".ci/run installs prometheus-alertmanager"),
     "docker-compose": _which("docker-compose", ".ci/run installs Debian's docker-compose"),
     "alerting": _alerting,
+    "stack": _stack,
 }
 
 

@@ -51,6 +51,9 @@ SERVICE = {
     "LOG_LEVEL": "DEBUG",
 }  # fmt: skip
 # Who reads the rest of what .env.example documents (each checked where it is read).
+# The stack's published ports (docker-compose.yml), each movable from .env.
+PORTS = ("API_PORT", "MLFLOW_PORT", "PROMETHEUS_PORT", "ALERTMANAGER_PORT", "GRAFANA_PORT",
+         "MINIO_CONSOLE_PORT")  # fmt: skip
 OTHER_READERS = {
     "BIND": "gunicorn.conf.py (above)",
     "WEB_CONCURRENCY": "gunicorn.conf.py (above)",
@@ -74,6 +77,7 @@ OTHER_READERS = {
     "ALERTMANAGER_IMAGE": "docker compose",
     "GRAFANA_IMAGE": "docker compose",
     "MONITOR_EVERY_S": "docker compose",
+    **dict.fromkeys(PORTS, "docker compose"),
 }
 
 
