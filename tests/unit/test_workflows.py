@@ -81,7 +81,7 @@ def test_ci_runs_the_suite_as_parallel_tiers_each_with_a_timeout() -> None:
     for name, job in jobs.items():
         assert 0 < job["timeout-minutes"] <= 90, name
     tiers = [entry["tier"] for entry in jobs["tier"]["strategy"]["matrix"]["include"]]
-    assert tiers == ["slow", "docker", "browser-spark"]
+    assert tiers == ["slow", "docker", "stack", "browser-spark"]
     assert set(jobs["image"]["needs"]) == {"lint", "fast", "tier"}
 
 
