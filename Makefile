@@ -14,7 +14,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock upgrade clean mlflow-ui serve bench-serving report bench monitor experiments candidates docs remote push pull bench-remote image bench-image bench-durability seeds tune shadow collect screenshot setup-spark train-distributed bench-distributed bench-score bench-tests test-tier stack stack-down
+.PHONY: help setup repro test test-fast lint format typecheck lock upgrade clean mlflow-ui serve bench-serving report bench monitor experiments candidates docs remote push pull bench-remote image bench-image bench-durability seeds tune shadow collect screenshot setup-spark train-distributed bench-distributed bench-score bench-tests test-tier stack stack-down bench-stack
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -181,6 +181,9 @@ test-fast: setup  ## The tests without a heavy mark: what to run before each com
 MARKS ?= slow
 test-tier: setup $(SPARK_STAMP)  ## One tier of the suite, as CI's parallel jobs run it: make test-tier MARKS="docker".
 	$(BIN)/python -m pytest -n $(WORKERS_TEST) --dist loadgroup --durations=25 -m "$(MARKS)"
+
+bench-stack: setup  ## make stack from a fresh clone (tiny params) to the first prediction, cold then warm -> reports/stack.json.
+	$(BIN)/python scripts/bench_stack.py
 
 bench-tests: setup  ## Time the suite's tiers (a cold CI run is measured by .ci/run) -> reports/bench_tests.json.
 	$(BIN)/python scripts/bench_tests.py

@@ -5,6 +5,7 @@
 #                           then the api, monitor, shadow consumer, Redis, Prometheus,
 #                           Alertmanager (and Grafana where its image can be pulled)
 #   docker/stack.sh down [-v]   stop and remove what `up` started; -v drops the volumes too
+#   docker/stack.sh compose     print the compose command the other two use
 # Health checks decide the order and the waiting (compose's depends_on conditions, and the
 # containers' health here), never fixed sleeps. Works with Compose v2 (`docker compose`) and
 # Debian's docker-compose 1.29.
@@ -14,12 +15,20 @@ cd "$(dirname "$0")/.."
 log() { echo "stack: $*" >&2; }
 die() { echo "stack: $*" >&2; exit 1; }
 
-if docker compose version >/dev/null 2>&1; then
+# Which compose: MNIST_COMPOSE when set (e.g. MNIST_COMPOSE=docker-compose to run 1.29 where
+# both are installed), else Compose v2, else Debian's docker-compose 1.29.
+if [ -n "${MNIST_COMPOSE:-}" ]; then
+  read -r -a compose <<< "$MNIST_COMPOSE"
+elif docker compose version >/dev/null 2>&1; then
   compose=(docker compose)
 elif command -v docker-compose >/dev/null 2>&1; then
   compose=(docker-compose)
 else
   die "no docker compose (v2) or docker-compose (1.29): install one (.ci/machine does)"
+fi
+if [ "${1:-}" = compose ]; then  # print the choice, for the tests and scripts
+  echo "${compose[*]}"
+  exit 0
 fi
 docker info >/dev/null 2>&1 || die "no Docker engine answers: start dockerd (or Docker Desktop)"
 # The classic builder: BuildKit pulls a frontend image, which fails where no registry answers.
@@ -113,5 +122,5 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) shift; down "$@" ;;
-  *) die "usage: docker/stack.sh up | down [-v]" ;;
+  *) die "usage: docker/stack.sh up | down [-v] | compose" ;;
 esac
