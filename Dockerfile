@@ -28,13 +28,17 @@ RUN sh /tmp/make-venv.sh /tmp/requirements.lock --slim
 FROM venv-base AS model
 ARG BAKE_MODEL=true
 COPY models/ /tmp/models/
+COPY reports/metrics.json /tmp/metrics.json
 # An empty directory when not baking: the model then comes from MODEL_URI at start. The slim
-# image takes only what its variants read: the TFLite files and the identity record.
+# image takes only what its variants read: the TFLite files and the identity record. A baked
+# model's test figures (the evaluate stage's, committed beside dvc.lock) go with it: /metadata.
 RUN mkdir -p /srv/models /srv/slim-models/mnist/assets \
     && if [ "$BAKE_MODEL" = "true" ]; then \
          cp -r /tmp/models/mnist /srv/models/mnist \
          && cp -r /tmp/models/mnist/lite /srv/slim-models/mnist/lite \
-         && cp /tmp/models/mnist/assets/model.json /srv/slim-models/mnist/assets/; \
+         && cp /tmp/models/mnist/assets/model.json /srv/slim-models/mnist/assets/ \
+         && cp /tmp/metrics.json /srv/models/metrics.json \
+         && cp /tmp/metrics.json /srv/slim-models/metrics.json; \
        else rm -rf /srv/slim-models/mnist; fi
 
 # The drift monitor (`mnist monitor`), a sibling image from the same Dockerfile and the same pins
@@ -82,6 +86,7 @@ ENV PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
     BIND=0.0.0.0:8000 \
     MODEL_DIR=/srv/models/mnist \
+    METRICS_FILE=/srv/models/metrics.json \
     PREDICTION_LOG=/var/lib/mnist/predictions.db \
     STATE_DIR=/var/lib/mnist \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
@@ -112,9 +117,17 @@ FROM service AS slim
 ENV MODEL_VARIANT=tflite-int8
 COPY --from=slim-build /opt/venv /opt/venv
 COPY --from=model /srv/slim-models /srv/models
+# The commit the image was built from (make image and CI pass it): /metadata names it for a baked
+# model. Last, so a new commit rebuilds no other layer.
+ARG GIT_COMMIT=unknown
+ENV GIT_COMMIT=${GIT_COMMIT}
 
 # The full service (the default target: keep it last): TensorFlow, every variant, the SavedModel
 # by default.
 FROM service AS runtime
 COPY --from=build /opt/venv /opt/venv
 COPY --from=model /srv/models /srv/models
+# The commit the image was built from (make image and CI pass it): /metadata names it for a baked
+# model. Last, so a new commit rebuilds no other layer.
+ARG GIT_COMMIT=unknown
+ENV GIT_COMMIT=${GIT_COMMIT}

@@ -124,8 +124,11 @@ image: setup  ## Build the service, slim (LiteRT) and monitor images (model bake
 	  -r requirements-mlflow.lock \
 	  "$$(grep -E '^uv==' requirements.lock)" 2> >(grep -v "is ignored" >&2)
 	# The classic builder builds every stage before the target: both builds get the same args.
-	base=$$(bash docker/base-image.sh) && \
-	args="--build-arg PYTHON_IMAGE=$$base --build-arg BAKE_MODEL=$(BAKE_MODEL)" && \
+	# The commit goes in as GIT_COMMIT (/metadata names it for a baked model) and in the OCI labels.
+	base=$$(bash docker/base-image.sh) && commit=$$(git rev-parse HEAD 2>/dev/null || echo unknown) && \
+	args="--build-arg PYTHON_IMAGE=$$base --build-arg BAKE_MODEL=$(BAKE_MODEL) --build-arg GIT_COMMIT=$$commit \
+	  --label org.opencontainers.image.revision=$$commit \
+	  --label org.opencontainers.image.source=$$(git remote get-url origin 2>/dev/null | sed "s|://[^@/]*@|://|" || echo local)" && \
 	DOCKER_BUILDKIT=0 docker build --quiet $$args -t $(IMAGE) . && \
 	DOCKER_BUILDKIT=0 docker build --quiet $$args --target monitor -t $(MONITOR_IMAGE) . && \
 	DOCKER_BUILDKIT=0 docker build --quiet $$args --target slim -t $(SLIM_IMAGE) .

@@ -190,6 +190,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         return load_model(
             source, settings.model_name, settings.metrics_file,
             variant=settings.model_variant, threads=settings.tf_threads,
+            commit=settings.git_commit,
         )  # fmt: skip
 
     def loaded(model: ServingModel) -> None:

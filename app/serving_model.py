@@ -110,19 +110,19 @@ def is_alias(source: str) -> bool:
     return source.startswith("models:/") and "@" in source
 
 
-def _checkout_commit(directory: Path) -> str:
-    """The commit of the git checkout a local export sits in ("unknown" outside one)."""
+def _checkout_commit(directory: Path, outside: str = "unknown") -> str:
+    """The commit of the git checkout a local export sits in (``outside`` outside one)."""
     head = next((d / ".git" for d in directory.resolve().parents if (d / ".git").exists()), None)
     if head is None:
-        return "unknown"
+        return outside
     try:
         out = subprocess.run(
             ["git", "-C", str(head.parent), "rev-parse", "HEAD"],
             capture_output=True, text=True, timeout=5, check=True,
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
+        return outside
+    return out.stdout.strip() or outside
 
 
 def load_runtime(directory: Path, variant: Variant, threads: int = 1) -> Predict:
@@ -174,6 +174,7 @@ def load_model(
     metrics_file: Path | None = None,
     variant: Variant = SAVEDMODEL,
     threads: int = 1,
+    commit: str | None = None,
 ) -> ServingModel:
     """Load, warm up and describe a model.
 
@@ -183,6 +184,8 @@ def load_model(
         metrics_file: For a local directory, the evaluate stage's metrics, if present.
         variant: Which of the export's runtimes serves (:mod:`mnist_contracts.lite`).
         threads: Threads the runtime may use per call.
+        commit: For a local directory outside a git checkout (a baked image), the commit it
+            was built from.
 
     Returns:
         A model that passed its warm-up check.
@@ -205,7 +208,7 @@ def load_model(
                 model = _load_dir(directory, source, name, facts, variant, threads)
         else:
             directory = Path(source)
-            facts = {"git_commit": _checkout_commit(directory)}
+            facts = {"git_commit": _checkout_commit(directory, commit or "unknown")}
             if metrics_file is not None and metrics_file.is_file():
                 facts["metrics"] = served_metrics(json.loads(metrics_file.read_text()), variant)
             model = _load_dir(directory, source, name, facts, variant, threads)

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
         description="savedmodel (TensorFlow) | tflite-float | tflite-int8 (LiteRT, no TensorFlow)",
     )
     metrics_file: Path = paths.METRICS_FILE
+    git_commit: str | None = Field(
+        default=None,
+        description="The commit a baked model's image was built from (make image and CI set it)",
+    )
     max_images: int = Field(default=256, gt=0)
     max_content_length: int = Field(default=8 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)

@@ -81,7 +81,7 @@ def test_the_ingress_publishes_client_routes_and_never_admin_or_metrics(
 
     from tests.support import PROJECT_ROOT
 
-    ingress = yaml.safe_load((PROJECT_ROOT / "kubernetes/ingress.yaml").read_text())
+    ingress = yaml.safe_load((PROJECT_ROOT / "kubernetes/base/ingress.yaml").read_text())
     paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
     app = create_app(make_settings())
 

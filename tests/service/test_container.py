@@ -253,3 +253,55 @@ def test_the_monitor_image_runs_the_alert_receiver(image: str) -> None:
         assert record["runbook_url"] == "docs/runbooks/model-harmful.md"
     finally:
         docker("rm", "-f", name, check=False)
+
+
+def test_a_baked_image_names_its_commit_and_its_test_figures(image: str, tiny_model: Path,
+                                                             tmp_path: Path) -> None:  # fmt: skip
+    """The model baked in (as `make image` does after `make repro`): /metadata names the commit
+    the image was built from and the evaluate stage's figures, with no registry to ask."""
+    context = tmp_path / "context"  # the repository as a clone has it, the tiny model baked in
+    wanted = ["docker", "app", "src", "*.lock", "*.conf.py", "Dockerfile", ".dockerignore",
+              "monitoring", "params.yaml"]  # fmt: skip
+    listed = subprocess.run(["git", "ls-files", *wanted], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, check=True)  # fmt: skip
+    for rel in [
+        *listed.stdout.split(),
+        *(str(p.relative_to(PROJECT_ROOT)) for p in (PROJECT_ROOT / "docker/wheels").glob("*.whl")),
+    ]:  # hard links: the same bytes, so the venv layers come from the image fixture's cache
+        (context / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.link(PROJECT_ROOT / rel, context / rel)
+    shutil.copytree(tiny_model, context / "models/mnist")
+    figures = {"test": {"accuracy": 0.5}, "tflite-int8": {"accuracy": 0.49, "agreement": 0.97}}
+    (context / "reports").mkdir()
+    (context / "reports/metrics.json").write_text(json.dumps(figures))
+    commit = "0123456789abcdef0123456789abcdef01234567"  # pragma: allowlist secret
+    baked = "mnist-api:baked-test"
+    base = subprocess.run(["bash", "docker/base-image.sh"], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    built = subprocess.run(
+        ["docker", "build", "--quiet", "--target", "slim", "-t", baked,
+         "--build-arg", f"PYTHON_IMAGE={base}", "--build-arg", "BAKE_MODEL=true",
+         "--build-arg", f"GIT_COMMIT={commit}", str(context)],
+        env={**os.environ, "DOCKER_BUILDKIT": "0"}, capture_output=True, text=True, timeout=900,
+        check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
+    port = free_port()
+    name = f"mnist-baked-{port}"
+    started = time.monotonic()
+    docker(
+        "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp", "--network", "host",
+        "--tmpfs", "/var/lib/mnist:uid=1000,gid=1000", "-e", f"BIND=127.0.0.1:{port}", baked,
+    )  # fmt: skip
+    try:
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", started, 120, lambda: running(name))
+        except TimeoutError as err:
+            pytest.fail(f"baked container: {err}\n" + logs(name))
+        metadata = requests.get(f"http://127.0.0.1:{port}/metadata", timeout=10).json()
+        assert metadata["git_commit"] == commit
+        assert metadata["test_metrics"] == figures["tflite-int8"]
+        assert metadata["registry_version"] is None  # nothing was asked of a registry
+    finally:
+        docker("rm", "-f", name, check=False)
+        docker("rmi", "-f", baked, check=False)

@@ -45,6 +45,14 @@ def served_versions(url: str) -> Counter[str]:
     return Counter(re.search(r'registry_version="([^"]*)"', f).group(1) for f in found)  # type: ignore[union-attr]
 
 
+def answers(url: str) -> list[list[float]]:
+    """The served model's probabilities for eight fixed images (seeded noise)."""
+    images = np.random.default_rng(7).integers(0, 256, (8, 28, 28)).tolist()
+    response = requests.post(f"{url}/predict", json={"images": images}, timeout=30)
+    assert response.status_code == 200, response.text
+    return [p["probabilities"] for p in response.json()["predictions"]]
+
+
 def timed_wait(check: Callable[[], bool], seconds: float) -> float:
     """Seconds until ``check`` held (polled every 0.25 s; fails after ``seconds``)."""
     started = time.monotonic()
@@ -88,10 +96,15 @@ def test_promote_and_rollback_reach_every_worker_with_no_failed_request(
         assert metadata["model_version"] == read_identity(tiny_model).digest
         assert (metadata["registry_version"], metadata["alias"]) == (v1, "production")
 
+        before = answers(server.url)
         registry.promote(v2)  # what `mnist registry promote` does
         took = timed_wait(lambda: served_versions(server.url) == {v2: 2}, 60)
+        assert answers(server.url) != before  # another model, other answers
         registry.rollback()  # production back to the version it replaced
         took_back = timed_wait(lambda: served_versions(server.url) == {v1: 2}, 60)
+        # The rollback is the old deployment again: the same answers, to the last digit, on
+        # every worker (each call may reach either).
+        assert [answers(server.url) for _ in range(4)] == [before] * 4
 
         registry.set_alias("production", v3)  # a version that cannot load
         timed_wait(

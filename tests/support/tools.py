@@ -86,6 +86,18 @@ def _stack() -> str | None:
     return None
 
 
+def _kustomize() -> str | None:
+    """kubectl with kustomize v4 or later (replicas and inline patches; Debian's 1.20 has v2)."""
+    if shutil.which("kubectl") is None:
+        return "no kubectl on PATH (GitHub's runners and this project's machines have one)"
+    found = subprocess.run(["kubectl", "version", "--client"], capture_output=True, text=True,
+                           check=False).stdout  # fmt: skip
+    version = re.search(r"Kustomize Version: v(\d+)", found)
+    if version is None or int(version.group(1)) < 4:
+        return f"kubectl's kustomize is older than v4 ({found.strip()!r}): install a newer kubectl"
+    return None
+
+
 # Mark (or tool) name -> the check; a check returns why the tool is missing, or None.
 CHECKS: dict[str, Callable[[], str | None]] = {
     "docker": _docker,
@@ -98,6 +110,7 @@ CHECKS: dict[str, Callable[[], str | None]] = {
     "docker-compose": _which("docker-compose", ".ci/run installs Debian's docker-compose"),
     "alerting": _alerting,
     "stack": _stack,
+    "kustomize": _kustomize,
 }
 
 

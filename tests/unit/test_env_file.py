@@ -48,7 +48,7 @@ SERVICE = {
     "EVENTS_PREFIX": "pfx", "EVENTS_MAXLEN": "11", "EVENTS_IMAGE_SHARE": "0.5",
     "EVENTS_BUFFER": "12", "EVENTS_FEEDBACK_TTL_S": "13", "STATE_DIR": "st",
     "RELOAD_POLL_S": "2.5", "TF_THREADS": "2", "DRIFT_REPORT": "d.json", "DRIFT_POLL_S": "4.5",
-    "LOG_LEVEL": "DEBUG",
+    "LOG_LEVEL": "DEBUG", "GIT_COMMIT": "abc1234",
 }  # fmt: skip
 # Who reads the rest of what .env.example documents (each checked where it is read).
 # The stack's published ports (docker-compose.yml), each movable from .env.

@@ -32,7 +32,8 @@ OLD = re.compile(
 # Where an old name is a name, not a command: the distribution, images, Kubernetes objects.
 NAMES_NOT_COMMANDS = re.compile(
     r'name = "mnist-pipeline"|-t mnist-(monitor|pipeline) |(name|deployment)[:/] ?mnist-'
-    r"|`mnist-monitor` image|ghcr\.io/OWNER/mnist-"
+    r"|`mnist-monitor` image|ghcr\.io/OWNER/mnist-|image: mnist-|--digest mnist-"
+    r"|four images|`mnist-pipeline`\) to|COLD_IMAGES|pushed_images\(\) =="
 )
 SELF = {"CHANGELOG.md", str(Path(__file__).relative_to(PROJECT_ROOT))}
 BINARY = (".lock", ".npz", ".png", ".json", ".csv", ".pb", ".dvc", ".tflite", ".ipynb")

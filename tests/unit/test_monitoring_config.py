@@ -115,7 +115,7 @@ def test_prometheus_sends_to_the_alertmanager_compose_and_kubernetes_run() -> No
     receiver = services["alert-log"]
     assert receiver["network_mode"] == "service:alertmanager"  # its 127.0.0.1 is Alertmanager's
     assert receiver["entrypoint"][-2:] == ["--port", "9095"]
-    manifests = (PROJECT_ROOT / "kubernetes/alertmanager.yaml").read_text()
+    manifests = (PROJECT_ROOT / "kubernetes/base/alertmanager.yaml").read_text()
     (deployment,) = [d for d in yaml.safe_load_all(manifests) if d["kind"] == "Deployment"]
     pod = deployment["spec"]["template"]["spec"]
     containers = {c["name"]: c for c in pod["containers"]}

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +70,8 @@ def test_actions_are_pinned_by_commit() -> None:
         for line in workflow.read_text().splitlines():
             if "uses:" in line:
                 ref = line.split("uses:")[1].split("#")[0].strip()
+                if ref.startswith("./.github/workflows/"):  # this repository's, same commit
+                    continue
                 assert len(ref.split("@")[1]) == 40, f"{workflow.name}: {ref} is not pinned"
 
 
@@ -78,11 +81,80 @@ def test_ci_runs_the_suite_as_parallel_tiers_each_with_a_timeout() -> None:
 
     jobs = yaml.safe_load((PROJECT_ROOT / ".github/workflows/ci.yml").read_text())["jobs"]
     assert {"lint", "fast", "tier"} <= set(jobs)
-    for name, job in jobs.items():
+    called = yaml.safe_load((PROJECT_ROOT / ".github/workflows/deploy.yml").read_text())["jobs"]
+    for name, job in {**jobs, **called}.items():
+        if "uses" in job:  # a reusable workflow's call: its own jobs carry the timeouts
+            continue
         assert 0 < job["timeout-minutes"] <= 90, name
     tiers = [entry["tier"] for entry in jobs["tier"]["strategy"]["matrix"]["include"]]
     assert tiers == ["slow", "docker", "stack", "browser-spark"]
-    assert set(jobs["image"]["needs"]) == {"lint", "fast", "tier"}
+    assert set(jobs["images"]["needs"]) == {"lint", "fast", "tier"}
+
+
+def ci_jobs() -> dict[str, Any]:
+    """ci.yml's jobs."""
+    import yaml
+
+    jobs: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / ".github/workflows/ci.yml").read_text())[
+        "jobs"
+    ]
+    return jobs
+
+
+def pushed_images() -> set[str]:
+    """The image names CI pushes (the images job's matrix)."""
+    return {entry["name"] for entry in ci_jobs()["images"]["strategy"]["matrix"]["include"]}
+
+
+def test_ci_pushes_four_images_by_commit_with_labels_sbom_and_provenance() -> None:
+    job = ci_jobs()["images"]
+    assert pushed_images() == {"mnist-api", "mnist-api-slim", "mnist-monitor", "mnist-pipeline"}
+    assert job["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    path = next(s for s in job["steps"] if s.get("id") == "path")
+    assert "${GITHUB_REPOSITORY,,}" in path["run"]  # lower case: OCI names must be
+    build = next(s for s in job["steps"] if "build-push-action" in s.get("uses", ""))["with"]
+    assert build["tags"] == "${{ steps.path.outputs.image }}:${{ github.sha }}"  # immutable
+    assert "latest" not in build["tags"]
+    labels = dict(line.split("=", 1) for line in build["labels"].splitlines())
+    assert {"org.opencontainers.image.source", "org.opencontainers.image.revision",
+            "org.opencontainers.image.created"} <= set(labels)  # fmt: skip
+    assert labels["org.opencontainers.image.revision"] == "${{ github.sha }}"
+    assert build["provenance"] == "mode=max"
+    assert build["sbom"] is True
+    assert "GIT_COMMIT=${{ github.sha }}" in build["build-args"]  # what /metadata names
+
+
+def test_main_deploys_to_staging_then_production_behind_its_environment() -> None:
+    import yaml
+
+    jobs = ci_jobs()
+    assert jobs["deploy-staging"]["needs"] == ["images"]
+    assert jobs["deploy-production"]["needs"] == ["deploy-staging"]
+    for name, environment in (("deploy-staging", "staging"), ("deploy-production", "production")):
+        assert jobs[name]["uses"] == "./.github/workflows/deploy.yml"
+        assert jobs[name]["with"]["environment"] == environment
+        assert (PROJECT_ROOT / "kubernetes/overlays" / environment / "kustomization.yaml").is_file()
+    deploy = yaml.safe_load((PROJECT_ROOT / ".github/workflows/deploy.yml").read_text())
+    job = deploy["jobs"]["deploy"]
+    assert job["environment"]["name"] == "${{ inputs.environment }}"  # its reviewers gate it
+    steps = {step.get("name", step.get("uses", "")): step for step in job["steps"]}
+    # No credentials: a notice, and every later step skipped.
+    credentials = steps["Cluster credentials"]
+    assert "::notice" in credentials["run"]
+    assert 'echo "ready=false"' in credentials["run"]
+    later = [
+        s for s in job["steps"] if s is not credentials and "rollout undo" not in s.get("run", "")
+    ]
+    assert all("steps.cluster.outputs.ready == 'true'" in s["if"] for s in later)
+    # Pinned by tag and digest, applied, waited for, smoke-tested; undone only after a rollout.
+    runs = "\n".join(s.get("run", "") for s in job["steps"])
+    for command in ("scripts/pin_images.py", "kubectl apply -k", "rollout status",
+                    "scripts/smoke_test.py", "rollout undo"):  # fmt: skip
+        assert command in runs, command
+    undo = next(s for s in job["steps"] if "rollout undo" in s.get("run", ""))
+    assert undo["if"] == (
+        "failure() && (steps.rollout.outcome == 'failure' || steps.smoke.outcome == 'failure')"
+    )
 
 
 CI_RUN = PROJECT_ROOT / ".ci/machine"  # the script that installs system packages
