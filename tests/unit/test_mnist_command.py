@@ -34,6 +34,7 @@ NAMES_NOT_COMMANDS = re.compile(
     r'name = "mnist-pipeline"|-t mnist-(monitor|pipeline) |(name|deployment)[:/] ?mnist-'
     r"|`mnist-monitor` image|ghcr\.io/OWNER/mnist-|image: mnist-|--digest mnist-"
     r"|four images|`mnist-pipeline`\) to|COLD_IMAGES|pushed_images\(\) =="
+    r"|digest mnist-|\"mnist-(api|monitor)[\"=]"
 )
 SELF = {"CHANGELOG.md", str(Path(__file__).relative_to(PROJECT_ROOT))}
 BINARY = (".lock", ".npz", ".png", ".json", ".csv", ".pb", ".dvc", ".tflite", ".ipynb")
