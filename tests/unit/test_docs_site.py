@@ -25,6 +25,7 @@ FIGURE = re.compile(
 )
 BLOCK = re.compile(r"<!-- generated: (\w+) -->.*?<!-- /generated: \1 -->", re.S)
 CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
+DIGEST = re.compile(r"sha256:[0-9a-f]{12}")
 # Figures that are not measurements: settings, thresholds, targets and conventions.
 ALLOWED: dict[str, set[str]] = {
     "*": {"95%"},  # a 95% interval: the statistics' convention, not a result
@@ -56,10 +57,13 @@ def documents() -> list[Path]:
 
 
 def loose_figures(path: Path) -> list[str]:
-    """Figures outside generated blocks and code, not on the allow-list."""
-    text = CODE.sub("", BLOCK.sub("", path.read_text()))
+    """Figures outside generated blocks and code, not on the allow-list; and model digests
+    outside generated blocks, code included (a quoted digest goes stale with the next model)."""
+    outside = BLOCK.sub("", path.read_text())
+    text = CODE.sub("", outside)
     allowed = ALLOWED["*"] | ALLOWED.get(str(path.relative_to(PROJECT_ROOT)), set())
-    return [m.group(0) for m in FIGURE.finditer(text) if m.group(0) not in allowed]
+    figures = [m.group(0) for m in FIGURE.finditer(text) if m.group(0) not in allowed]
+    return figures + DIGEST.findall(outside)
 
 
 def build(root: Path, out: Path) -> subprocess.CompletedProcess[str]:
