@@ -14,7 +14,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup repro test test-fast lint format typecheck lock upgrade clean mlflow-ui serve bench-serving report bench monitor experiments candidates docs remote push pull bench-remote image bench-image bench-durability seeds tune shadow collect screenshot setup-spark train-distributed bench-distributed bench-score bench-tests test-tier stack stack-down bench-stack
+.PHONY: help setup repro test test-fast lint format typecheck lock upgrade clean mlflow-ui serve bench-serving report bench monitor experiments candidates docs remote push pull bench-remote image bench-image bench-durability seeds tune shadow collect screenshot setup-spark train-distributed bench-distributed bench-score bench-tests test-tier stack stack-down bench-stack docs-site bench-disk
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -107,8 +107,14 @@ N ?= 5
 seeds: setup  ## Seed noise: N queued experiments over `seed` -> reports/seeds.json (the report uses it).
 	$(BIN)/mnist seeds --n $(N)
 
-docs: setup  ## Render the README's tables of figures from the committed reports.
+docs: setup  ## Render the README's and docs' generated blocks (reports, Makefile, settings, CLI).
 	$(BIN)/python scripts/render_docs.py
+
+docs-site: setup  ## Build the documentation site into site/ (MkDocs, strict: broken links and pages left out fail).
+	$(BIN)/mkdocs build --strict
+
+bench-disk: setup  ## Disk use of .venv and of data, models and the DVC cache -> reports/disk.json (after make repro).
+	$(BIN)/python scripts/bench_disk.py
 
 bench-serving: setup  ## Benchmark the service against `mlflow models serve` (needs wrk, a trained model).
 	$(BIN)/python scripts/bench_serving.py

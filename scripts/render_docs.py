@@ -1,7 +1,9 @@
-"""Render the README's tables of measured figures from the committed reports (``make docs``).
+"""Render the README's and the docs' generated blocks (``make docs``).
 
-Each table sits between ``<!-- generated: NAME -->`` and ``<!-- /generated: NAME -->`` and is
-rebuilt from one report file under ``reports/``; everything else in the README is left alone.
+Each block sits between ``<!-- generated: NAME -->`` and ``<!-- /generated: NAME -->`` and is
+rebuilt from one source: a report file under ``reports/`` (every measured figure), the Makefile
+(its targets), the service's settings model (its environment variables) or the ``mnist`` command
+itself (its reference); everything else in the documents is left alone.
 ``tests/unit/test_docs.py`` fails when the README differs from what the reports say, so a
 figure can change only by re-running the command that measures it and then ``make docs``.
 
@@ -21,8 +23,9 @@ from mnist_pipeline.markdown import table
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-# Every document with generated blocks; each table appears in exactly one of them.
-DOCUMENTS = (README, ROOT / "docs" / "DEPLOYMENT.md", ROOT / "docs" / "CANDIDATES.md")
+# Every document with generated blocks (the README and the documentation site's pages); each
+# table appears in exactly one of them.
+DOCUMENTS = (README, *sorted((ROOT / "docs").rglob("*.md")))
 
 
 def _load(reports: Path, name: str) -> Any:  # noqa: ANN401 - JSON
@@ -427,6 +430,140 @@ def tests(reports: Path) -> str:
     return "\n".join([*lines, "", _source(report, "bench_tests.json")])
 
 
+def requirements(reports: Path) -> str:
+    """What a first run costs: install, the cold pipeline, the suite, disk (measured)."""
+    suite = _load(reports, "bench_tests.json")
+    pipeline_report = _load(reports, "bench_pipeline.json")
+    disk = _load(reports, "disk.json")
+    rows = [
+        ["install `requirements.lock` into `.venv` (`make setup`, uv, empty caches)",
+         _minutes(suite["install_seconds"]["uv"])],
+        ["first `make repro` (cold: fetch, train, evaluate, register)",
+         _minutes(pipeline_report["cold_repro_seconds"])],
+        ["`make test` as CI runs it (`.ci/run`, cold)", _minutes(suite["ci_seconds"])],
+        ["disk: `.venv`", f"{disk['venv_gb']:.1f} GB"],
+        ["disk: data, models and the DVC cache after `make repro`",
+         f"{disk['dvc_gb']:.1f} GB"],
+    ]  # fmt: skip
+    sources = (f"From `reports/bench_tests.json` (commit {suite['commit']}), "
+               f"`reports/bench_pipeline.json` (commit {pipeline_report['commit'][:10]}) and "
+               f"`reports/disk.json` (commit {disk['commit'][:10]}), "
+               f"{suite['machine']['cores']} cores.")  # fmt: skip
+    return "\n".join([table(["what", "measured"], rows), "", sources])
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min ({seconds:,.0f} s)" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def stack(reports: Path) -> str:
+    """``make stack`` from a fresh clone to the first prediction, per compose (``make bench-stack``)."""
+    report = _load(reports, "stack.json")
+    rows = [
+        [f"`{run['compose']}` ({run['compose_version']})", "cold" if run["cold"] else "warm",
+         _minutes(run["make_stack_s"]), _minutes(run["first_prediction_s"]),
+         _minutes(run["test_s"])]
+        for run in report["runs"]
+    ]  # fmt: skip
+    header = ["compose", "images", "`make stack`", "to the first prediction", "the whole stack test"]
+    note = (f"Tiny training params (the test's); Docker {report['docker']}. From "
+            f"`reports/stack.json`, {report['machine']['cores']} cores, commit "
+            f"{report['commit'][:10]}.")
+    return "\n".join([table(header, rows), "", note])
+
+
+def make_targets(reports: Path) -> str:  # noqa: ARG001 - every table takes the reports
+    """The Makefile's targets and their ``##`` descriptions (``make help``)."""
+    rows = []
+    for line in (ROOT / "Makefile").read_text(encoding="utf-8").splitlines():
+        found = re.match(r"^([a-z][a-z-]*):[^=]*?## (.+)$", line)
+        if found:
+            rows.append([f"`make {found.group(1)}`", found.group(2).replace("|", "\\|")])
+    return table(["target", "does"], rows)
+
+
+def settings(reports: Path) -> str:  # noqa: ARG001 - every table takes the reports
+    """The service's environment variables, from its settings model (``app/settings.py``)."""
+    sys.path.insert(0, str(ROOT))
+    from app.settings import Settings
+
+    # A field without a description: the comment on its line in .env.example, if any.
+    commented = {
+        found.group(1): found.group(2)
+        for found in re.finditer(r"^# ?([A-Z_]+)=[^\s#]*[ \t]+# (.+)$",
+                                 (ROOT / ".env.example").read_text(encoding="utf-8"), re.M)
+    }  # fmt: skip
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "unset" if default is None else f"`{default}`"
+        what = field.description or commented.get(name.upper(), "")
+        rows.append([f"`{name.upper()}`", shown, what.replace("|", "\\|")])
+    return table(["variable", "default", "what"], rows)
+
+
+def cli(reports: Path) -> str:  # noqa: ARG001 - every table takes the reports
+    """The ``mnist`` command's reference, from the command itself (its Typer app)."""
+    import typer
+
+    from mnist_pipeline.commands import app
+
+    root = typer.main.get_command(app)
+    context_class = type(typer.main.get_command(app).make_context("mnist", ["--help"],
+                                                                   resilient_parsing=True))  # fmt: skip
+    parts: list[str] = []
+
+    def walk(command: Any, path: list[str]) -> None:  # noqa: ANN401 - Typer's own click
+        context = context_class(command, info_name=" ".join(path))
+        if hasattr(command, "list_commands"):  # a group: its sub-commands, in order
+            for name in command.list_commands(context):
+                sub = command.get_command(context, name)
+                if sub is not None and not sub.hidden:
+                    walk(sub, [*path, name])
+            return
+        usage = " ".join(command.collect_usage_pieces(context))
+        help_text = " ".join((command.help or "").split("\n\n")[0].split())
+        parts.append(f"### `{' '.join(path)}`\n\n{help_text}\n\n```\n{' '.join(path)} {usage}\n```")
+        rows = [
+            [", ".join(f"`{o}`" for o in param.opts), " ".join((param.help or "").split())]
+            for param in command.params
+            if param.param_type_name == "option" and not getattr(param, "hidden", False)
+        ]
+        if rows:
+            parts.append(table(["option", "what"], [[o, w.replace("|", "\\|")] for o, w in rows]))
+
+    walk(root, ["mnist"])
+    return "\n\n".join(parts)
+
+def distributed(reports: Path) -> str:
+    """One worker vs two on loopback (``make bench-distributed``)."""
+    report = _load(reports, "bench_distributed.json")
+    rows = [
+        [label, f"{run['last_epoch_ms_per_step']:.1f} ms", f"{run['last_epoch_images_per_s']:,.0f}",
+         f"{run['wall_s']:.1f} s", _pct(run["test_accuracy"])]
+        for label, run in (("1 worker (`model.fit`)", report["one_worker"]),
+                           ("2 workers on loopback", report["2_workers"]))
+    ]  # fmt: skip
+    header = ["", "time per step (last epoch)", "images/s", "wall time", "test accuracy"]
+    return "\n".join([table(header, rows), "", _source(report, "bench_distributed.json")])
+
+
+def scoring(reports: Path) -> str:
+    """Batch scoring, the local engine vs Spark (``make bench-score``)."""
+    report = _load(reports, "bench_score.json")
+    rows = [
+        [label, f"{run['first_call_s_1000_images']:.2f} s",
+         f"{run['wall_s']:.2f} s, {run['images_per_s']:,.0f} images/s",
+         f"{report['identical_classes']} identical" if label == "local" else ""]
+        for label, run in (("local", report["local"]),
+                           (f"Spark `{report['spark_master']}`", report["spark"]))
+    ]  # fmt: skip
+    n, batch = report["images"], report["batch"]
+    header = ["engine", f"first {batch:,} images (start-up included)",
+              f"{n:,} images after it", "classes"]  # fmt: skip
+    return "\n".join([table(header, rows), "", _source(report, "bench_score.json")])
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
     "repro_line": repro_line,
     "results": results,
@@ -442,6 +579,13 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "seeds": seeds,
     "candidates": candidates,
     "tests": tests,
+    "requirements": requirements,
+    "stack": stack,
+    "make_targets": make_targets,
+    "settings": settings,
+    "cli": cli,
+    "distributed": distributed,
+    "scoring": scoring,
 }
 _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- /generated: \2 -->)", re.S)
 

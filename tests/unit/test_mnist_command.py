@@ -219,11 +219,11 @@ def test_every_command_reads_the_env_file_and_the_environment_wins(tmp_path: Pat
         assert err.count("\n") == 1, f"{name}: {err}"
 
 
-def test_the_readme_documents_the_exit_codes_the_commands_use() -> None:
+def test_the_docs_document_the_exit_codes_the_commands_use() -> None:
     from mnist_pipeline.commands import _base
 
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    section = readme[readme.index("**Exit codes**") : readme.index("## Make targets")]
+    page = (PROJECT_ROOT / "docs/commands.md").read_text()
+    section = page[page.index("**Exit codes**") : page.index("## Reference")]
     documented = {int(code) for code in re.findall(r"^\| (\d+) \|", section, re.MULTILINE)}
     used = {_base.OK, _base.NEGATIVE, _base.ERROR, _base.TOO_LITTLE_DATA, _base.INTERRUPTED}
     assert documented == used == {0, 1, 2, 3, 130}
