@@ -457,7 +457,7 @@ def _minutes(seconds: float) -> str:
 
 
 def stack(reports: Path) -> str:
-    """``make stack`` from a fresh clone to the first prediction, per compose (``make bench-stack``)."""
+    """``make stack`` from a fresh clone to the first prediction, per compose (make bench-stack)."""
     report = _load(reports, "stack.json")
     rows = [
         [f"`{run['compose']}` ({run['compose_version']})", "cold" if run["cold"] else "warm",
@@ -465,14 +465,16 @@ def stack(reports: Path) -> str:
          _minutes(run["test_s"])]
         for run in report["runs"]
     ]  # fmt: skip
-    header = ["compose", "images", "`make stack`", "to the first prediction", "the whole stack test"]
-    note = (f"Tiny training params (the test's); Docker {report['docker']}. From "
-            f"`reports/stack.json`, {report['machine']['cores']} cores, commit "
-            f"{report['commit'][:10]}.")
+    header = ["compose", "images", "`make stack`", "to the first prediction", "the stack test"]
+    note = (
+        f"Tiny training params (the test's); Docker {report['docker']}. From "
+        f"`reports/stack.json`, {report['machine']['cores']} cores, commit "
+        f"{report['commit'][:10]}."
+    )
     return "\n".join([table(header, rows), "", note])
 
 
-def make_targets(reports: Path) -> str:  # noqa: ARG001 - every table takes the reports
+def make_targets(reports: Path) -> str:
     """The Makefile's targets and their ``##`` descriptions (``make help``)."""
     rows = []
     for line in (ROOT / "Makefile").read_text(encoding="utf-8").splitlines():
@@ -482,7 +484,7 @@ def make_targets(reports: Path) -> str:  # noqa: ARG001 - every table takes the 
     return table(["target", "does"], rows)
 
 
-def settings(reports: Path) -> str:  # noqa: ARG001 - every table takes the reports
+def settings(reports: Path) -> str:
     """The service's environment variables, from its settings model (``app/settings.py``)."""
     sys.path.insert(0, str(ROOT))
     from app.settings import Settings
@@ -502,15 +504,15 @@ def settings(reports: Path) -> str:  # noqa: ARG001 - every table takes the repo
     return table(["variable", "default", "what"], rows)
 
 
-def cli(reports: Path) -> str:  # noqa: ARG001 - every table takes the reports
+def cli(reports: Path) -> str:
     """The ``mnist`` command's reference, from the command itself (its Typer app)."""
     import typer
 
     from mnist_pipeline.commands import app
 
     root = typer.main.get_command(app)
-    context_class = type(typer.main.get_command(app).make_context("mnist", ["--help"],
-                                                                   resilient_parsing=True))  # fmt: skip
+    # Typer carries its own click: its Context class, from a context of the root command.
+    context_class = type(root.make_context("mnist", ["--help"], resilient_parsing=True))
     parts: list[str] = []
 
     def walk(command: Any, path: list[str]) -> None:  # noqa: ANN401 - Typer's own click
@@ -534,6 +536,7 @@ def cli(reports: Path) -> str:  # noqa: ARG001 - every table takes the reports
 
     walk(root, ["mnist"])
     return "\n\n".join(parts)
+
 
 def distributed(reports: Path) -> str:
     """One worker vs two on loopback (``make bench-distributed``)."""
