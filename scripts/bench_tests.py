@@ -45,6 +45,11 @@ IMAGES = [
     "mnist-monitor:test",
     "mnist-api:slim-test",
     "local/python:3.11-bookworm",
+    # The stack test's stand-ins (docker/stand-in-images.sh), where no image registry answers.
+    *(
+        f"local/standin-{name}:bookworm"
+        for name in ("postgres", "redis", "prometheus", "alertmanager", "minio")
+    ),
 ]
 
 
