@@ -21,7 +21,8 @@ from tests.support import PROJECT_ROOT
 MKDOCS = Path(sys.executable).parent / "mkdocs"
 FIGURE = re.compile(
     r"(?<![\w.:/#-])\d[\d,]*(?:\.\d+)?\s?"
-    r"(?:%|ms|s|min|minutes|seconds|MB|GB|MiB|KB|kB|x|req/s|images/s|points)(?![\w/])"
+    r"(?:%|ms|s|min|minutes|seconds|MB|GB|MiB|KB|kB|x|req/s|images/s|points|errors|mistakes)"
+    r"(?![\w/])|\bp = \d\.\d+"  # a measurement's unit, or a p-value
 )
 BLOCK = re.compile(r"<!-- generated: (\w+) -->.*?<!-- /generated: \1 -->", re.S)
 CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
@@ -126,6 +127,7 @@ def test_every_figure_comes_from_a_report(path: Path) -> None:
 def test_the_figure_check_can_fail(tmp_path: Path) -> None:
     page = tmp_path / "docs/page.md"
     page.parent.mkdir()
-    page.write_text("It trains in 201 s and serves 1,597 predictions/s at 0.58 ms.\n")
+    page.write_text("It trains in 201 s, makes 40 errors, p = 0.82, and answers in 0.58 ms.\n")
     text = CODE.sub("", BLOCK.sub("", page.read_text()))
-    assert [m.group(0) for m in FIGURE.finditer(text)] == ["201 s", "0.58 ms"]
+    assert [m.group(0) for m in FIGURE.finditer(text)] == ["201 s", "40 errors", "p = 0.82",
+                                                           "0.58 ms"]  # fmt: skip
