@@ -394,9 +394,14 @@ def tests(reports: Path) -> str:
         return "Not measured yet: run `make bench-tests`, then `make docs`."
     report = _load(reports, "bench_tests.json")
 
+    carried = set(report.get("carried_over", []))
+    earlier = " (an earlier commit's: not measured again)"
+
     def minutes(key: str) -> str:
         value = report.get(key)
-        return "not measured" if value is None else f"{value / 60:.1f} min ({value:,.0f} s)"
+        if value is None:
+            return "not measured"
+        return f"{value / 60:.1f} min ({value:,.0f} s)" + (earlier if key in carried else "")
 
     # The warm run may have measured a later commit (the same clone, pulled): say which.
     warm = report.get("warm_commit")
@@ -412,7 +417,8 @@ def tests(reports: Path) -> str:
         rows.append(
             (
                 "`requirements.lock` into a new venv, empty caches: pip / uv (`make setup`)",
-                f"{install['pip']:,.0f} s / {install['uv']:,.0f} s",
+                f"{install['pip']:,.0f} s / {install['uv']:,.0f} s"
+                + (earlier if "install_seconds" in carried else ""),
             )
         )
     lines = [table(("what", "wall time"), rows)]
@@ -435,9 +441,11 @@ def requirements(reports: Path) -> str:
     suite = _load(reports, "bench_tests.json")
     pipeline_report = _load(reports, "bench_pipeline.json")
     disk = _load(reports, "disk.json")
+    carried = "install_seconds" in suite.get("carried_over", [])
+    install_note = " (an earlier commit's)" if carried else ""
     rows = [
         ["install `requirements.lock` into `.venv` (`make setup`, uv, empty caches)",
-         _minutes(suite["install_seconds"]["uv"])],
+         _minutes(suite["install_seconds"]["uv"]) + install_note],
         ["first `make repro` (cold: fetch, train, evaluate, register)",
          _minutes(pipeline_report["cold_repro_seconds"])],
         ["`make test` as CI runs it (`.ci/run`, cold)", _minutes(suite["ci_seconds"])],
