@@ -401,7 +401,7 @@ def tests(reports: Path) -> str:
         value = report.get(key)
         if value is None:
             return "not measured"
-        return f"{value / 60:.1f} min ({value:,.0f} s)" + (earlier if key in carried else "")
+        return _minutes(value) + (earlier if key in carried else "")
 
     # The warm run may have measured a later commit (the same clone, pulled): say which.
     warm = report.get("warm_commit")

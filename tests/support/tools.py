@@ -80,10 +80,11 @@ def _alerting() -> str | None:
 def _stack() -> str | None:
     if (reason := _docker()) is not None:
         return reason
-    v2 = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    if v2.returncode != 0 and shutil.which("docker-compose") is None:
-        return "no docker compose (v2) nor docker-compose (.ci/run installs Debian's 1.29)"
-    return None
+    # The compose `make stack` would use: docker/stack.sh makes the choice, once for everyone.
+    root = Path(__file__).resolve().parents[2]
+    chosen = subprocess.run(["bash", str(root / "docker/stack.sh"), "compose"],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    return None if chosen.returncode == 0 else chosen.stderr.strip()
 
 
 def _kustomize() -> str | None:
